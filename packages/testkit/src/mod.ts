@@ -1,0 +1,4 @@
+// Public API of @portcullis/testkit: fixtures that start real servers for tests.
+
+export type { NatsServer, NatsServerOptions } from "./nats-server.ts";
+export { freePort, NatsServerError, startNatsServer } from "./nats-server.ts";
