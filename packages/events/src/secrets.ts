@@ -85,3 +85,12 @@ export function safeEqual(a: string, b: string): boolean {
   }
   return timingSafeEqual(ab, bb);
 }
+
+/**
+ * The additional authenticated data an AccessKey secret is sealed with: binds
+ * the ciphertext to its key id, so a sealed secret copied onto another key
+ * does not open.
+ */
+export function accessKeyAad(accessKeyId: string): string {
+  return `AccessKey:${accessKeyId}`;
+}

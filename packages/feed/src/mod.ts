@@ -1,0 +1,8 @@
+/** @portcullis/feed — the live projection an edge follows, credentials, and edge position reports (SPEC §6). */
+
+export type { Credential } from "./credentials.ts";
+export { CredentialResolver } from "./credentials.ts";
+export type { AppliedListener, FeedStatus, LiveProjectionOptions } from "./live-projection.ts";
+export { FeedError, LiveProjection } from "./live-projection.ts";
+export type { EdgeReport, NatsPositionOptions, PositionBoard, WaitResult } from "./positions.ts";
+export { InProcessPositionBoard, NatsPositionBoard, publishPositions } from "./positions.ts";
