@@ -2,6 +2,7 @@
 
 export type { Credential } from "./credentials.ts";
 export { CredentialResolver } from "./credentials.ts";
+export type { DecisionRecord, DecisionSink } from "./decision-record.ts";
 export type { AppliedListener, FeedStatus, LiveProjectionOptions } from "./live-projection.ts";
 export { FeedError, LiveProjection } from "./live-projection.ts";
 export type { EdgeReport, NatsPositionOptions, PositionBoard, WaitResult } from "./positions.ts";
