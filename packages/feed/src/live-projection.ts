@@ -91,6 +91,7 @@ export class LiveProjection {
   #staleSince = 0;
   #lastStatus: { stale: boolean; failClosed: boolean } = { stale: false, failClosed: false };
   #loop: Promise<void> | undefined;
+  #probing = false;
 
   private constructor(store: EventStore, opts: LiveProjectionOptions) {
     this.#store = store;
@@ -114,7 +115,7 @@ export class LiveProjection {
         const ok = await feed.waitForPosition(head, opts.catchUpTimeoutMs ?? 60_000);
         if (!ok) throw new FeedError(`catch-up to position ${head} did not finish (at ${feed.position})`);
       }
-      feed.#probe = setInterval(() => void feed.#probeOnce(), opts.probeIntervalMs ?? 500);
+      feed.#probe = setInterval(() => feed.#tick(), opts.probeIntervalMs ?? 500);
       feed.#probe.unref();
       return feed;
     } catch (e) {
@@ -241,8 +242,17 @@ export class LiveProjection {
     }
   }
 
+  /** Each period: report a status change now, and probe unless a probe is still out. */
+  #tick(): void {
+    this.#emitStatus();
+    if (this.#probing || this.#closed) return;
+    this.#probing = true;
+    void this.#probeOnce().finally(() => {
+      this.#probing = false;
+    });
+  }
+
   async #probeOnce(): Promise<void> {
-    if (this.#closed) return;
     try {
       const head = await withTimeout(
         this.#store.head(),
