@@ -1,0 +1,2 @@
+/** @portcullis/audit — decision log and time-travel queries (SPEC §8). */
+export {};
