@@ -1,0 +1,158 @@
+/**
+ * A live, authenticated MQTT session and the indexes revocation uses to find
+ * the sessions an event affects (by principal, by AccessKey, by account).
+ */
+import type { ArnScope, RequestContext } from "@portcullis/policy";
+import { mqTopicArn } from "@portcullis/policy";
+import type { PrincipalRef } from "@portcullis/projection";
+import type { Client } from "aedes";
+import type { ConnectionInfo } from "./listeners.ts";
+
+/** Property of an aedes Client under which its session hangs. */
+export const SESSION: unique symbol = Symbol("portcullis.mqtt.session");
+
+/** Topic string → its ARN and parent topic, shared by the sessions of one account. */
+export interface TopicEntry {
+  arn: string;
+  /** First topic level (the ApsaraMQ parent topic). */
+  parent: string;
+}
+
+/** Topics seen more than this per account are forgotten all at once (bounds memory). */
+const TOPIC_CACHE_LIMIT = 10_000;
+
+/**
+ * Caches the ARN of each topic string per account, so a delivery does not
+ * build a string (the decision cache is keyed by ARN).
+ */
+export class TopicCache {
+  readonly #map = new Map<string, TopicEntry>();
+  readonly #scope: ArnScope;
+  readonly #instanceId: string;
+
+  constructor(scope: ArnScope, instanceId: string) {
+    this.#scope = scope;
+    this.#instanceId = instanceId;
+  }
+
+  /** The entry of a topic (or filter). */
+  get(topic: string): TopicEntry {
+    let e = this.#map.get(topic);
+    if (e !== undefined) return e;
+    if (this.#map.size >= TOPIC_CACHE_LIMIT) this.#map.clear();
+    const slash = topic.indexOf("/");
+    e = {
+      arn: mqTopicArn(this.#scope, this.#instanceId, topic),
+      parent: slash < 0 ? topic : topic.slice(0, slash),
+    };
+    this.#map.set(topic, e);
+    return e;
+  }
+}
+
+/** One authenticated connection. */
+export interface Session {
+  readonly client: Client;
+  readonly clientId: string;
+  readonly groupId: string;
+  readonly deviceId: string;
+  readonly accessKeyId: string;
+  readonly principal: PrincipalRef;
+  readonly principalKey: string;
+  readonly info: ConnectionInfo;
+  readonly scope: ArnScope;
+  readonly topics: TopicCache;
+  /** `acs:SourceIp`, `acs:SecureTransport`, `mq:ClientId`, `mq:GroupId`. */
+  readonly connectContext: RequestContext;
+  /** The connect context plus `mq:Qos` and `mq:Retain`, at index `qos * 2 + (retain ? 1 : 0)`. */
+  readonly messageContexts: readonly RequestContext[];
+  /** The connect context plus `mq:Qos`, at index `qos` (SUBSCRIBE). */
+  readonly subscribeContexts: readonly RequestContext[];
+  readonly connectedAt: number;
+  /** Set when a revocation ends the session: nothing more is authorized for it. */
+  revoked: boolean;
+  /** Filters being removed server-side (so a second event does not remove them twice). */
+  readonly removing: Set<string>;
+  /** Last log time of a refused delivery per topic (log sampling). */
+  readonly forwardLog: Map<string, { at: number; suppressed: number }>;
+}
+
+/** Build the contexts of a session once; every decision reuses them (no allocation per message). */
+export function sessionContexts(
+  info: ConnectionInfo,
+  clientId: string,
+  groupId: string,
+): Pick<Session, "connectContext" | "messageContexts" | "subscribeContexts"> {
+  const connectContext = Object.freeze({
+    "acs:SourceIp": info.sourceIp,
+    "acs:SecureTransport": info.secure,
+    "mq:ClientId": clientId,
+    "mq:GroupId": groupId,
+  });
+  const messageContexts: RequestContext[] = [];
+  for (const qos of [0, 1, 2])
+    for (const retain of [false, true])
+      messageContexts.push(Object.freeze({ ...connectContext, "mq:Qos": qos, "mq:Retain": retain }));
+  const subscribeContexts = [0, 1, 2].map((qos) => Object.freeze({ ...connectContext, "mq:Qos": qos }));
+  return { connectContext, messageContexts, subscribeContexts };
+}
+
+const addTo = <K>(m: Map<K, Set<Session>>, k: K, s: Session) => {
+  let set = m.get(k);
+  if (!set) {
+    set = new Set();
+    m.set(k, set);
+  }
+  set.add(s);
+};
+const removeFrom = <K>(m: Map<K, Set<Session>>, k: K, s: Session) => {
+  const set = m.get(k);
+  if (!set) return;
+  set.delete(s);
+  if (set.size === 0) m.delete(k);
+};
+
+/** Live sessions with indexes by principal, AccessKey and account. */
+export class SessionRegistry {
+  readonly all = new Set<Session>();
+  readonly #byPrincipal = new Map<string, Set<Session>>();
+  readonly #byKey = new Map<string, Set<Session>>();
+  readonly #byAccount = new Map<string, Set<Session>>();
+  readonly #topicCaches = new Map<string, TopicCache>();
+
+  /** The topic cache of an account (created on first use, dropped with its last session). */
+  topicCache(scope: ArnScope, instanceId: string): TopicCache {
+    let c = this.#topicCaches.get(scope.accountId);
+    if (!c) {
+      c = new TopicCache(scope, instanceId);
+      this.#topicCaches.set(scope.accountId, c);
+    }
+    return c;
+  }
+
+  add(s: Session): void {
+    this.all.add(s);
+    addTo(this.#byPrincipal, s.principalKey, s);
+    addTo(this.#byKey, s.accessKeyId, s);
+    addTo(this.#byAccount, s.principal.accountId, s);
+  }
+
+  /** Remove a session (idempotent). */
+  remove(s: Session): void {
+    if (!this.all.delete(s)) return;
+    removeFrom(this.#byPrincipal, s.principalKey, s);
+    removeFrom(this.#byKey, s.accessKeyId, s);
+    removeFrom(this.#byAccount, s.principal.accountId, s);
+    if (!this.#byAccount.has(s.principal.accountId)) this.#topicCaches.delete(s.principal.accountId);
+  }
+
+  byPrincipal(key: string): ReadonlySet<Session> | undefined {
+    return this.#byPrincipal.get(key);
+  }
+  byAccessKey(id: string): ReadonlySet<Session> | undefined {
+    return this.#byKey.get(id);
+  }
+  byAccount(accountId: string): ReadonlySet<Session> | undefined {
+    return this.#byAccount.get(accountId);
+  }
+}
