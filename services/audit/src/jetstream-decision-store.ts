@@ -12,10 +12,12 @@
  * forever).
  *
  * Reading (for `verify`): an ordered consumer starting at the time `from`
- * (records are published after they are made, so no record at or after
- * `from` sits in an earlier message), up to the stream's last message at the
- * time of the call; a message published more than `clockSlackMs` after `to`
- * ends the read. Records are filtered by time and account.
+ * minus `clockSlackMs` (records are published after they are made, so no
+ * record at or after `from` sits in an earlier message, give or take the skew
+ * between the edge's and the server's clocks), up to the stream's last message at the
+ * time of the call. Records are filtered by time and account; the read does
+ * not stop early at `to`, since a batch buffered while NATS was unreachable is
+ * published late and may hold records older than later messages.
  */
 import { randomUUID } from "node:crypto";
 import {
@@ -55,10 +57,10 @@ export interface JetStreamDecisionStoreOptions {
   maxAgeMs?: number;
   /** Replicas when the store creates the stream. Default 1. */
   replicas?: number;
+  /** Tolerated clock skew between edges and the server: a read starts this much before `from`. Default 300 000 ms. */
+  clockSlackMs?: number;
   /** Upper bound of one message body. Default 512 KiB. */
   maxMessageBytes?: number;
-  /** Tolerated skew between an edge's clock and the server's, for the end of a read. Default 60 000 ms. */
-  clockSlackMs?: number;
 }
 
 const ERR_STREAM_NOT_FOUND = 10059;
@@ -108,7 +110,7 @@ export class JetStreamDecisionStore implements DecisionWriter, DecisionReader {
     this.streamName = opts.streamName ?? "PORTCULLIS_DECISIONS";
     this.subject = `${opts.subjectPrefix ?? "portcullis"}.decisions.${token(opts.edgeId ?? "edge")}`;
     this.#maxBytes = opts.maxMessageBytes ?? 512 * 1024;
-    this.#slackMs = opts.clockSlackMs ?? 60_000;
+    this.#slackMs = opts.clockSlackMs ?? 300_000;
   }
 
   /** Connect (or use `connection`) and create the stream when it is missing. */
@@ -166,17 +168,17 @@ export class JetStreamDecisionStore implements DecisionWriter, DecisionReader {
     const lastSeq = info.state.last_seq;
     if (info.state.messages === 0) return;
     const lastTs = Date.parse(info.state.last_ts);
-    if (Number.isFinite(range.fromMs) && lastTs < range.fromMs) return;
+    const startMs = range.fromMs - this.#slackMs;
+    if (Number.isFinite(startMs) && lastTs < startMs) return;
     const consumer = await this.#js.consumers.get(
       this.streamName,
-      Number.isFinite(range.fromMs)
-        ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(range.fromMs).toISOString() }
+      Number.isFinite(startMs)
+        ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(startMs).toISOString() }
         : { deliver_policy: DeliverPolicy.All },
     );
     const iter = await consumer.consume({ max_messages: 256, expires: 2_000 });
     try {
       for await (const m of iter) {
-        if (m.time.getTime() > range.toMs + this.#slackMs) return;
         let records: DecisionRecord[];
         try {
           records = JSON.parse(decoder.decode(m.data)) as DecisionRecord[];
