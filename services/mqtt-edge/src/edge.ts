@@ -28,6 +28,7 @@
  * everything is refused.
  */
 import { randomUUID } from "node:crypto";
+import type { EventEmitter } from "node:events";
 import type { IncomingMessage } from "node:http";
 import { safeEqual } from "@portcullis/events";
 import type { CredentialResolver, DecisionRecord, DecisionSink, LiveProjection } from "@portcullis/feed";
@@ -52,7 +53,7 @@ import {
   type TaggedConnection,
 } from "./listeners.ts";
 import { type ConnectResult, EdgeMetrics, RESULT, type Result, STAGE, type Stage } from "./metrics.ts";
-import { SESSION, type Session, SessionRegistry, sessionContexts } from "./session.ts";
+import { SESSION, type Session, SessionRegistry, sessionContexts, type TopicEntry } from "./session.ts";
 import { mqttPassword, parseClientId, parseSignatureUsername, passwordText } from "./signature.ts";
 import { AuthThrottle, type AuthThrottleOptions } from "./throttle.ts";
 
@@ -167,6 +168,20 @@ interface ClientInternals {
   will: unknown;
   _parser: { _parseLength(): boolean; _emitError(e: Error): void; packet: { length: number } };
   [SESSION]?: Session;
+  [PENDING_UNSUBSCRIBES]?: UnsubscribePacket[];
+}
+
+/** UNSUBSCRIBE packets parsed before the session existed (at most aedes' queueLimit). */
+const PENDING_UNSUBSCRIBES: unique symbol = Symbol("portcullis.mqtt.pendingUnsubscribes");
+
+interface UnsubscribePacket {
+  cmd: "unsubscribe";
+  unsubscriptions: unknown[];
+}
+
+/** Name an UNSUBSCRIBE's filters in the session's namespace (see TopicEntry). */
+function namespaceUnsubscribe(p: UnsubscribePacket, s: Session): void {
+  p.unsubscriptions = p.unsubscriptions.map((f) => (typeof f === "string" ? s.topics.prefix + f : f));
 }
 const internals = (c: Client) => c as unknown as ClientInternals;
 
@@ -192,7 +207,6 @@ class Refusal extends Error {
 const DROPPED = new WeakSet<object>();
 
 const now = () => performance.timeOrigin + performance.now();
-const isSys = (topic: string) => topic.charCodeAt(0) === 36 && topic.startsWith("$SYS");
 const statementLabel = (s: DecidingStatement) => `${s.policyType}:${s.policy}@${s.version}#${s.statement}`;
 
 /** Start the MQTT edge: listeners up once the feed has caught up. */
@@ -373,7 +387,7 @@ class EdgeCore implements MqttEdge {
       transport: s.info.transport,
       sourceIp: s.info.sourceIp,
       subscriptions: Object.entries(internals(s.client).subscriptions).map(([filter, sub]) => ({
-        filter,
+        filter: s.topics.get(filter)?.plain ?? filter,
         qos: sub.qos,
       })),
     }));
@@ -409,6 +423,18 @@ class EdgeCore implements MqttEdge {
       }
       return ok;
     };
+    // UNSUBSCRIBE names filters as the client knows them; aedes keys subscriptions by their
+    // internal (account-namespaced) names and has no unsubscribe hook: rewrite the packet as it
+    // is parsed, or — when it arrives before authentication finished — once the session exists.
+    const ci = internals(client);
+    ci[PENDING_UNSUBSCRIBES] = [];
+    (parser as unknown as EventEmitter).prependListener("packet", (packet: { cmd: string }) => {
+      if (packet.cmd !== "unsubscribe") return;
+      const p = packet as UnsubscribePacket;
+      const s = ci[SESSION];
+      if (s) namespaceUnsubscribe(p, s);
+      else ci[PENDING_UNSUBSCRIBES]?.push(p);
+    });
     conn.once("close", () => this.#forget(client));
   }
 
@@ -474,7 +500,10 @@ class EdgeCore implements MqttEdge {
       }
       this.#throttle.success(info.sourceIp, session.accessKeyId);
       this.#metrics.connect("accepted");
-      internals(client)[SESSION] = session;
+      const ci = internals(client);
+      ci[SESSION] = session;
+      for (const p of ci[PENDING_UNSUBSCRIBES] ?? []) namespaceUnsubscribe(p, session);
+      ci[PENDING_UNSUBSCRIBES] = undefined;
       this.#sessions.add(session);
       this.#log.debug(
         { clientId: session.clientId, principal: session.principalKey, transport: info.transport },
@@ -610,7 +639,7 @@ class EdgeCore implements MqttEdge {
     const topic = packet.topic;
     const bad = invalidTopicName(topic);
     if (bad) {
-      this.#refused(stage, s, "mq:PUB", topic, bad);
+      this.#refused(stage, s, "mq:PUB", String(topic), bad);
       refuse(bad);
       return;
     }
@@ -620,7 +649,7 @@ class EdgeCore implements MqttEdge {
       refuse(why);
       return;
     }
-    const t = s.topics.get(topic);
+    const t = s.topics.get(topic)!;
     if (this.#requireTopics && !this.#parentExists(s, t.parent)) {
       const why = `parent topic \`${t.parent}\` does not exist in instance \`${this.instanceId}\``;
       this.#refused(stage, s, "mq:PUB", t.arn, why);
@@ -633,6 +662,8 @@ class EdgeCore implements MqttEdge {
     this.#count(STAGE[stage], d);
     if (d.decision === "Allow") {
       this.#allowed(s, d, ctx);
+      // Route (and retain, and queue) it in the account's own namespace.
+      packet.topic = t.internal;
       done(null);
       return;
     }
@@ -655,25 +686,48 @@ class EdgeCore implements MqttEdge {
     done: (err: Error | null, sub?: Subscription | null) => void,
   ): void {
     const s = internals(client)[SESSION];
-    const ok = s !== undefined && this.#subscribeAllowed(s, sub.topic, sub.qos, "subscribe");
-    done(null, ok ? sub : null);
+    // A restored subscription (persistent session) arrives in its internal form already.
+    const t = s ? this.#subscribeAllowed(s, sub.topic, sub.qos, "subscribe") : undefined;
+    if (t === undefined) {
+      done(null, null); // SUBACK 0x80 for this filter [MQTT-3.9.3]
+      return;
+    }
+    sub.topic = t.internal;
+    done(null, sub);
   }
 
-  /** Is this filter allowed for the session now? Counts and reports the decision. */
-  #subscribeAllowed(s: Session, filter: string, qos: number, stage: "subscribe" | "recheck"): boolean {
-    if (filter.includes("\u0000")) {
-      this.#refused(stage, s, "mq:SUB", filter, "topic filter contains U+0000 [MQTT-4.7.3-2]");
-      return false;
+  /** The filter's entry when it is allowed for the session now, else undefined. Counts and reports the decision. */
+  #subscribeAllowed(
+    s: Session,
+    filter: string,
+    qos: number,
+    stage: "subscribe" | "recheck",
+  ): TopicEntry | undefined {
+    const t = s.topics.get(filter);
+    if (t === undefined || t.plain.includes("\u0000")) {
+      this.#refused(
+        stage,
+        s,
+        "mq:SUB",
+        JSON.stringify(filter),
+        "topic filter contains U+0000 [MQTT-4.7.3-2]",
+      );
+      return undefined;
     }
-    if (isSys(filter)) {
-      this.#refused(stage, s, "mq:SUB", filter, "`$SYS` topics are reserved to the broker");
-      return false;
+    if (t.plain.charCodeAt(0) === 36) {
+      this.#refused(
+        stage,
+        s,
+        "mq:SUB",
+        t.plain,
+        "`$` topics (`$SYS/…`) are reserved to the broker [MQTT-4.7.2]",
+      );
+      return undefined;
     }
     if (s.revoked || this.#failClosed) {
-      this.#refused(stage, s, "mq:SUB", filter, s.revoked ? "session revoked" : "fail-closed");
-      return false;
+      this.#refused(stage, s, "mq:SUB", t.plain, s.revoked ? "session revoked" : "fail-closed");
+      return undefined;
     }
-    const t = s.topics.get(filter);
     const wildParent = t.parent === "+" || t.parent === "#";
     if (this.#requireTopics && !wildParent && !this.#parentExists(s, t.parent)) {
       this.#refused(
@@ -683,17 +737,17 @@ class EdgeCore implements MqttEdge {
         t.arn,
         `parent topic \`${t.parent}\` does not exist in instance \`${this.instanceId}\``,
       );
-      return false;
+      return undefined;
     }
     const ctx = s.subscribeContexts[Math.min(Math.max(qos | 0, 0), 2)]!;
     const d = this.#feed.projection.authorize(s.principal, "mq:SUB", t.arn, ctx);
     this.#count(STAGE[stage], d);
     if (d.decision === "Allow") {
       if (stage === "subscribe") this.#allowed(s, d, ctx);
-      return true;
+      return t;
     }
     this.#denied(stage, s, d, ctx);
-    return false;
+    return undefined;
   }
 
   // ---------------------------------------------------------------------------
@@ -705,12 +759,13 @@ class EdgeCore implements MqttEdge {
       this.#metrics.decision(STAGE.deliver, RESULT.Refused);
       return null;
     }
-    const topic = packet.topic;
-    if (isSys(topic)) {
+    // Internal (namespaced) topic, or its plain form for a queued packet already rewritten.
+    const t = s.topics.get(packet.topic);
+    // `$SYS/…` of the broker, or (impossible by construction) another account's topic.
+    if (t === undefined || t.plain.charCodeAt(0) === 36) {
       this.#metrics.decision(STAGE.deliver, RESULT.Refused);
       return null;
     }
-    const t = s.topics.get(topic);
     if (this.#requireTopics && !this.#parentExists(s, t.parent)) {
       this.#metrics.decision(STAGE.deliver, RESULT.Refused);
       return null;
@@ -720,10 +775,15 @@ class EdgeCore implements MqttEdge {
     if (d.decision === "Allow") {
       this.#metrics.decisions[STAGE.deliver * 4]!++;
       if (this.#opts.logAllows) this.#allowed(s, d, ctx);
+      // The client sees its own topic names. (aedes downgrades QoS by looking the topic up in the
+      // client's subscriptions; they are keyed by internal names, so do it here [MQTT-3.8.4-6].)
+      const sub = internals(client).subscriptions[t.internal];
+      if (sub !== undefined && sub.qos < packet.qos) packet.qos = sub.qos as 0 | 1 | 2;
+      packet.topic = t.plain;
       return packet;
     }
     this.#count(STAGE.deliver, d);
-    this.#forwardDenied(s, topic, d, ctx);
+    this.#forwardDenied(s, t.plain, d, ctx);
     return null;
   }
 
@@ -811,7 +871,7 @@ class EdgeCore implements MqttEdge {
     const subs = internals(s.client).subscriptions;
     for (const filter of Object.keys(subs)) {
       if (s.removing.has(filter)) continue;
-      if (!this.#subscribeAllowed(s, filter, subs[filter]!.qos, "recheck")) {
+      if (this.#subscribeAllowed(s, filter, subs[filter]!.qos, "recheck") === undefined) {
         this.#removeSubscription(s, filter, position, decidedAt);
       }
     }
@@ -963,11 +1023,12 @@ class EdgeCore implements MqttEdge {
 }
 
 /** Why a PUBLISH topic name is invalid, or undefined ([MQTT-4.7.1-1], [MQTT-4.7.3-1], [MQTT-4.7.3-2]). */
-function invalidTopicName(topic: string): string | undefined {
+function invalidTopicName(topic: unknown): string | undefined {
+  if (typeof topic !== "string") return "no topic name";
   if (topic.length === 0) return "empty topic name [MQTT-4.7.3-1]";
   if (topic.includes("\u0000")) return "topic name contains U+0000 [MQTT-4.7.3-2]";
   if (topic.includes("+") || topic.includes("#"))
     return "wildcards are not allowed in a topic name [MQTT-4.7.1-1]";
-  if (isSys(topic)) return "`$SYS` topics are reserved to the broker";
+  if (topic.charCodeAt(0) === 36) return "`$` topics (`$SYS/…`) are reserved to the broker [MQTT-4.7.2]";
   return undefined;
 }

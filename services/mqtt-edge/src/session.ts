@@ -11,21 +11,40 @@ import type { ConnectionInfo } from "./listeners.ts";
 /** Property of an aedes Client under which its session hangs. */
 export const SESSION: unique symbol = Symbol("portcullis.mqtt.session");
 
-/** Topic string → its ARN and parent topic, shared by the sessions of one account. */
+/**
+ * A topic (or filter) as the client names it and as the broker routes it.
+ *
+ * INVARIANT (account isolation): inside aedes every topic and filter of a
+ * session is prefixed with `\u0000<accountId>/` (the `internal` form), so the
+ * routing table, retained messages and offline queues of two accounts never
+ * meet, whatever their policies say (SPEC §2: no cross-account access). Clients
+ * never see the prefix and cannot forge it (U+0000 is refused in topics,
+ * [MQTT-4.7.3-2]).
+ */
 export interface TopicEntry {
+  /** The topic as the client sees it. */
+  plain: string;
+  /** The topic inside the broker. */
+  internal: string;
+  /** `acs:mq:<region>:<acct>:topic/<instanceId>/<plain>`. */
   arn: string;
-  /** First topic level (the ApsaraMQ parent topic). */
+  /** First level of `plain` (the ApsaraMQ parent topic). */
   parent: string;
 }
 
+/** The account prefix of internal topics. */
+export const accountPrefix = (accountId: string): string => `\u0000${accountId}/`;
+
 /** Topics seen more than this per account are forgotten all at once (bounds memory). */
-const TOPIC_CACHE_LIMIT = 10_000;
+const TOPIC_CACHE_LIMIT = 20_000;
 
 /**
- * Caches the ARN of each topic string per account, so a delivery does not
- * build a string (the decision cache is keyed by ARN).
+ * Caches, per account, each topic string's internal form, ARN and parent topic,
+ * under both its plain and its internal spelling, so neither a publish nor a
+ * delivery builds a string (the decision cache is keyed by ARN).
  */
 export class TopicCache {
+  readonly prefix: string;
   readonly #map = new Map<string, TopicEntry>();
   readonly #scope: ArnScope;
   readonly #instanceId: string;
@@ -33,20 +52,32 @@ export class TopicCache {
   constructor(scope: ArnScope, instanceId: string) {
     this.#scope = scope;
     this.#instanceId = instanceId;
+    this.prefix = accountPrefix(scope.accountId);
   }
 
-  /** The entry of a topic (or filter). */
-  get(topic: string): TopicEntry {
-    let e = this.#map.get(topic);
+  /**
+   * The entry of a plain topic, or of an internal one of this account; undefined
+   * for an internal topic of another account.
+   */
+  get(topic: string): TopicEntry | undefined {
+    const e = this.#map.get(topic);
     if (e !== undefined) return e;
+    let plain = topic;
+    if (topic.charCodeAt(0) === 0) {
+      if (!topic.startsWith(this.prefix)) return undefined;
+      plain = topic.slice(this.prefix.length);
+    }
     if (this.#map.size >= TOPIC_CACHE_LIMIT) this.#map.clear();
-    const slash = topic.indexOf("/");
-    e = {
-      arn: mqTopicArn(this.#scope, this.#instanceId, topic),
-      parent: slash < 0 ? topic : topic.slice(0, slash),
+    const slash = plain.indexOf("/");
+    const entry: TopicEntry = {
+      plain,
+      internal: this.prefix + plain,
+      arn: mqTopicArn(this.#scope, this.#instanceId, plain),
+      parent: slash < 0 ? plain : plain.slice(0, slash),
     };
-    this.#map.set(topic, e);
-    return e;
+    this.#map.set(entry.plain, entry);
+    this.#map.set(entry.internal, entry);
+    return entry;
   }
 }
 
