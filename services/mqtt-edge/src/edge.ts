@@ -689,6 +689,12 @@ class EdgeCore implements MqttEdge {
     // A restored subscription (persistent session) arrives in its internal form already.
     const t = s ? this.#subscribeAllowed(s, sub.topic, sub.qos, "subscribe") : undefined;
     if (t === undefined) {
+      // A persistent session's stored subscription that is no longer allowed: forget it for good.
+      if (sub.topic.charCodeAt(0) === 0 && !internals(client).clean) {
+        (this.broker as unknown as { persistence: Persistence }).persistence
+          .removeSubscriptions(client, [sub.topic])
+          .catch(() => {});
+      }
       done(null, null); // SUBACK 0x80 for this filter [MQTT-3.9.3]
       return;
     }
@@ -809,12 +815,18 @@ class EdgeCore implements MqttEdge {
     for (const p of affected.principals) for (const s of this.#sessions.byPrincipal(p) ?? []) check.add(s);
     for (const k of affected.accessKeys) for (const s of this.#sessions.byAccessKey(k) ?? []) check.add(s);
     for (const r of affected.resources) {
-      // `topic:<acct>/<inst>/<topic>` and `gid:<acct>/<inst>/<gid>`: the account's sessions of our instance.
+      // `topic:<acct>/<inst>/<topic>`: sessions subscribed under that parent topic;
+      // `gid:<acct>/<inst>/<gid>`: sessions using that Group ID.
       const colon = r.indexOf(":");
+      const kind = r.slice(0, colon);
       const rest = r.slice(colon + 1);
-      const [acct, inst] = rest.split("/", 2);
-      if (inst !== this.instanceId || acct === undefined) continue;
-      for (const s of this.#sessions.byAccount(acct) ?? []) check.add(s);
+      const s1 = rest.indexOf("/");
+      const s2 = rest.indexOf("/", s1 + 1);
+      if (s1 < 0 || s2 < 0 || rest.slice(s1 + 1, s2) !== this.instanceId) continue;
+      const name = rest.slice(s2 + 1);
+      for (const s of this.#sessions.byAccount(rest.slice(0, s1)) ?? []) {
+        if (kind === "gid" ? s.groupId === name : this.#subscribedUnder(s, name)) check.add(s);
+      }
     }
     if (affected.accessKeys.size > 0) this.#opts.credentials.forget(affected.accessKeys);
     if (check.size === 0) return;
@@ -829,6 +841,13 @@ class EdgeCore implements MqttEdge {
         this.#disconnect(s, `re-check failed: ${String(err)}`, position, decidedAt);
       }
     }
+  }
+
+  /** Has the session a subscription below this parent topic? */
+  #subscribedUnder(s: Session, parent: string): boolean {
+    for (const f of Object.keys(internals(s.client).subscriptions))
+      if (s.topics.get(f)?.parent === parent) return true;
+    return false;
   }
 
   #recheck(s: Session, position: number, decidedAt: number): void {
@@ -882,9 +901,10 @@ class EdgeCore implements MqttEdge {
     const ci = internals(client);
     s.removing.add(filter);
     this.#metrics.revocations.unsubscribe++;
-    const reason = `\`mq:SUB\` on \`${filter}\` is no longer allowed`;
+    const plain = s.topics.get(filter)?.plain ?? filter;
+    const reason = `\`mq:SUB\` on \`${plain}\` is no longer allowed`;
     this.#log.warn(
-      { clientId: s.clientId, principal: s.principalKey, filter, position },
+      { clientId: s.clientId, principal: s.principalKey, filter: plain, position },
       "revocation: subscription removed",
     );
     // A persistent session must not get it back on reconnect, nor queue for it offline.
@@ -900,7 +920,7 @@ class EdgeCore implements MqttEdge {
         kind: "unsubscribe",
         clientId: s.clientId,
         principal: s.principalKey,
-        filter,
+        filter: plain,
         reason,
         position,
         decidedAt,
