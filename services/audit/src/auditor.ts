@@ -29,14 +29,25 @@ import { namedProbes, type Probe, probeKey } from "./probes.ts";
 import { type LogSource, type SnapshotStore, Snapshots } from "./snapshots.ts";
 import { type StateView, stateView } from "./state-view.ts";
 
-/** A bad query (400) or something that does not exist at the position asked (404). */
+/**
+ * A bad query (`invalid`: HTTP 400, code `InvalidParameter`) or something
+ * that does not exist at the position asked (`not-found`: 404, `EntityNotExist`).
+ */
 export class AuditQueryError extends Error {
   override name = "AuditQueryError";
   constructor(
     message: string,
-    readonly code: "bad-request" | "not-found" = "bad-request",
+    readonly kind: "invalid" | "not-found" = "invalid",
   ) {
     super(message);
+  }
+  /** HTTP status for the error handler of the host app. */
+  get statusCode(): 400 | 404 {
+    return this.kind === "not-found" ? 404 : 400;
+  }
+  /** Error code for API answers. */
+  get code(): "InvalidParameter" | "EntityNotExist" {
+    return this.kind === "not-found" ? "EntityNotExist" : "InvalidParameter";
   }
 }
 
@@ -275,6 +286,12 @@ export class Auditor {
     return this.#projection(parseAt(at), "at", false);
   }
 
+  /** The ids of the accounts that exist as of `at` (sorted). */
+  async accounts(at?: At): Promise<string[]> {
+    const { projection } = await this.#projection(parseAt(at), "at", true);
+    return [...projection.state.accounts.keys()].sort();
+  }
+
   /** `state --at`: the whole projected state (one account, or all), without secrets. */
   async state(q: { at?: At; accountId?: string } = {}): Promise<StateView> {
     const { projection, point } = await this.#projection(parseAt(q.at), "at", true);
@@ -299,7 +316,7 @@ export class Auditor {
     const p =
       typeof q.principal === "string" ? resolvePrincipal(projection, accountId, q.principal) : q.principal;
     if (p.accountId !== accountId)
-      throw new AuditQueryError(`the principal is not of account \`${accountId}\``, "bad-request");
+      throw new AuditQueryError(`the principal is not of account \`${accountId}\``);
     const decision = projection.authorizeUncached(p, q.action, q.resource, q.context);
     return { ...point, principal: principalView(projection, p), decision };
   }
@@ -514,6 +531,12 @@ export class Auditor {
     opts: DecisionReadOptions & { maxMismatches?: number; chunkSize?: number } = {},
   ): Promise<VerifyResult> {
     const { maxMismatches = 1_000, chunkSize = 10_000, ...readOpts } = opts;
+    for (const k of ["from", "to"] as const) {
+      const v = readOpts[k];
+      if (v === undefined || v instanceof Date) continue;
+      if (!/^\d{4}-\d{2}-\d{2}/.test(v) || Number.isNaN(Date.parse(v)))
+        throw new AuditQueryError(`verify \`${k}\` must be an ISO 8601 time (decision times), got \`${v}\``);
+    }
     const head = await this.#source.head();
     const result: VerifyResult = { checked: 0, mismatchCount: 0, mismatches: [] };
     const report = (m: Mismatch) => {

@@ -29,6 +29,8 @@ export {
   principalOfKey,
   resolvePrincipal,
 } from "./auditor.ts";
+export type { AuditDataDir, OpenAuditDataDirOptions } from "./data-dir.ts";
+export { DATA_DIR_FILES, DEFAULT_SNAPSHOT_EVERY, openAuditDataDir } from "./data-dir.ts";
 export type {
   AllowLogging,
   DecisionLogOptions,
@@ -39,6 +41,8 @@ export type {
   LoggedDecision,
 } from "./decision-log.ts";
 export { DecisionLog, MemoryDecisionStore, parseAllowLogging } from "./decision-log.ts";
+export type { AuditAction, AuditAuthorize, AuditCaller, AuditRoutesOptions } from "./http.ts";
+export { AUDIT_ACTIONS, auditResourceArn, auditRoutes, timeOfAt } from "./http.ts";
 export type { JetStreamDecisionStoreOptions } from "./jetstream-decision-store.ts";
 export { JetStreamDecisionStore, JetStreamDecisionStoreError } from "./jetstream-decision-store.ts";
 export type { Probe } from "./probes.ts";
