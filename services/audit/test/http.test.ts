@@ -112,9 +112,9 @@ describe("audit HTTP routes", () => {
     const alice = body.accounts[0].users.find((u: { userName: string }) => u.userName === "alice");
     expect(alice.policies).toEqual([{ policyType: "Custom", policyName: "pub-a" }]);
     const now = await app.inject({ method: "GET", url: "/v1/audit/state", headers: as(ACCT) });
-    expect(now.json().accounts[0].users.find((u: { userName: string }) => u.userName === "alice").policies).toEqual(
-      [],
-    );
+    expect(
+      now.json().accounts[0].users.find((u: { userName: string }) => u.userName === "alice").policies,
+    ).toEqual([]);
   });
 
   it("explain at the grant and after the revocation (body parsed or raw)", async () => {
@@ -217,7 +217,12 @@ describe("audit HTTP routes", () => {
     let r = await post("/v1/audit/explain", { principal: "alice", resource: topic("a") });
     expect(r.statusCode).toBe(400);
     expect(r.json().message).toBe("body.action: Invalid input: expected string, received undefined");
-    r = await post("/v1/audit/explain", { principal: "alice", action: "mq:PUB", resource: topic("a"), foo: 1 });
+    r = await post("/v1/audit/explain", {
+      principal: "alice",
+      action: "mq:PUB",
+      resource: topic("a"),
+      foo: 1,
+    });
     expect(r.json().message).toBe("body: unknown field `foo`");
     r = await post("/v1/audit/explain", { principal: "bob", action: "mq:PUB", resource: topic("a", OTHER) });
     expect(r.statusCode).toBe(400);
