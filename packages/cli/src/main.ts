@@ -3,12 +3,56 @@
  * process.exit, so it can run in-process in tests.
  */
 
+import { readFileSync } from "node:fs";
 import { SYSTEM_POLICIES } from "@portcullis/policy";
 import { Command, CommanderError, Option } from "commander";
+import { addAdminCommands } from "./admin-commands.ts";
 import { type CliIO, CliUsageError, processIO } from "./io.ts";
 import { evalCommand, validateCommand } from "./policy-commands.ts";
+import { serve } from "./serve.ts";
+import { amqpClientPassword, amqpClientUsername, mqttPassword, mqttUsername } from "./signatures.ts";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+const port = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliUsageError(`not a port number: \`${v}\``);
+  return n;
+};
+
+/** Run `serve` until SIGINT/SIGTERM; resolves with the exit code. */
+async function serveUntilSignal(o: Parameters<typeof serve>[0], io: CliIO): Promise<number> {
+  const served = await serve(o, io);
+  const signal = await new Promise<string>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+  io.out(`portcullis: ${signal}, stopping`);
+  await served.close();
+  return 0;
+}
+
+/** Key id and secret for `signature`: flags, or a demo/root credentials file (`--user` picks a demo user). */
+function signatureKey(o: {
+  accessKeyId?: string;
+  accessKeySecret?: string;
+  credentials?: string;
+  user?: string;
+}) {
+  if (o.accessKeyId && o.accessKeySecret) return { id: o.accessKeyId, secret: o.accessKeySecret };
+  if (!o.credentials)
+    throw new CliUsageError("give --access-key-id and --access-key-secret, or --credentials FILE");
+  const f = JSON.parse(readFileSync(o.credentials, "utf8")) as Record<string, unknown>;
+  const pick = (k: Record<string, unknown>) => ({
+    id: String(k.accessKeyId),
+    secret: String(k.accessKeySecret),
+  });
+  if (o.user) {
+    const k = Object.values(f).find((v) => (v as { userName?: string } | null)?.userName === o.user);
+    if (!k) throw new CliUsageError(`no key of user \`${o.user}\` in ${o.credentials}`);
+    return pick(k as Record<string, unknown>);
+  }
+  return pick(f);
+}
 
 /** Build the command tree; `setCode` receives each action's exit code. */
 export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
@@ -47,6 +91,87 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
     .action((o: { json?: boolean }) => {
       if (o.json) io.out(JSON.stringify([...SYSTEM_POLICIES.values()], null, 2));
       else for (const p of SYSTEM_POLICIES.values()) io.out(`${p.name.padEnd(26)} ${p.description}`);
+      setCode(0);
+    });
+
+  program
+    .command("serve")
+    .description("the all-in-one gateway: SQLite store, admin API, MQTT and AMQP edges")
+    .option("--data-dir <dir>", "data directory", "./.data")
+    .addOption(
+      new Option("--admin-port <n>", "admin API port (default 8181, or the next free one)").argParser(port),
+    )
+    .addOption(
+      new Option("--mqtt-port <n>", "MQTT port (default 1883, or the next free one)").argParser(port),
+    )
+    .addOption(
+      new Option("--amqp-port <n>", "AMQP port (default 5672, or the next free one)").argParser(port),
+    )
+    .option(
+      "--amqp-upstream <url>",
+      "the RabbitMQ the AMQP edge relays to",
+      "amqp://guest:guest@127.0.0.1:5672",
+    )
+    .option("--host <host>", "listen address", "127.0.0.1")
+    .option("--region <region>", "region in ARNs", "local")
+    .option("--mqtt-instance <id>", "MQTT instance id", "mqtt-local")
+    .option("--amqp-instance <id>", "AMQP instance id", "amqp-local")
+    .option("--log-file <file>", "JSON log file (`-` for stderr; default <data-dir>/portcullis.log)")
+    .option("--log-level <level>", "pino level (default info)")
+    .option("--demo", "seed a demo account and print ready-to-paste client commands")
+    .action(async (o) => {
+      setCode(
+        await serveUntilSignal(
+          {
+            dataDir: o.dataDir,
+            host: o.host,
+            region: o.region,
+            mqttInstanceId: o.mqttInstance,
+            amqpInstanceId: o.amqpInstance,
+            amqpUpstream: o.amqpUpstream,
+            ...(o.adminPort !== undefined ? { adminPort: o.adminPort } : {}),
+            ...(o.mqttPort !== undefined ? { mqttPort: o.mqttPort } : {}),
+            ...(o.amqpPort !== undefined ? { amqpPort: o.amqpPort } : {}),
+            ...(o.logFile ? { logFile: o.logFile } : {}),
+            ...(o.logLevel ? { logLevel: o.logLevel } : {}),
+            demo: o.demo === true,
+          },
+          io,
+        ),
+      );
+    });
+
+  addAdminCommands(program, io, setCode);
+
+  const sig = program
+    .command("signature")
+    .description("compute client credentials for the edges (SPEC §4.1, §4.2)");
+  const keyOpts = (c: Command) =>
+    c
+      .option("--access-key-id <id>")
+      .option("--access-key-secret <secret>")
+      .option("--credentials <file>", "root-credentials.json or demo-credentials.json")
+      .option("--user <name>", "with a demo-credentials.json: the user whose key to use")
+      .option("--json");
+  keyOpts(sig.command("mqtt").description("username and password for a client id"))
+    .requiredOption("--client-id <id>", "`<GroupID>@@@<DeviceID>`")
+    .option("--instance <id>", "MQTT instance", "mqtt-local")
+    .action((o) => {
+      const k = signatureKey(o);
+      const r = {
+        username: mqttUsername(k.id, o.instance),
+        password: mqttPassword(k.secret, o.clientId),
+        clientId: o.clientId,
+      };
+      io.out(o.json ? JSON.stringify(r) : `username: ${r.username}\npassword: ${r.password}`);
+      setCode(0);
+    });
+  keyOpts(sig.command("amqp").description("username and (timestamped) password"))
+    .option("--instance <id>", "AMQP instance", "amqp-local")
+    .action((o) => {
+      const k = signatureKey(o);
+      const r = { username: amqpClientUsername(o.instance, k.id), password: amqpClientPassword(k.secret) };
+      io.out(o.json ? JSON.stringify(r) : `username: ${r.username}\npassword: ${r.password}`);
       setCode(0);
     });
   return program;

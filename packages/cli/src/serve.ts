@@ -1,0 +1,428 @@
+/**
+ * `portcullis serve`: the all-in-one gateway (SPEC §9, embedded default).
+ *
+ *   data dir D  ──  events.db (SQLite store, WAL)  master.key (0600)  root-credentials.json (0600)
+ *                   portcullis.log (JSON logs)      serve.json (endpoints of the running process)
+ *   one LiveProjection over the store, shared by the admin API and the edges;
+ *   an InProcessPositionBoard the edges are attached to ("revocation confirmed").
+ *
+ * On first start with an empty store it creates the root account and its
+ * AccessKey and writes them to `D/root-credentials.json`. Default ports that
+ * are taken (another broker on 1883/5672) are replaced by the next free one;
+ * an explicitly given port that is taken is an error.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, Socket } from "node:net";
+import { join, resolve } from "node:path";
+import { bootstrapAccount, startAdminApi } from "@portcullis/admin-api";
+import { SqliteEventStore } from "@portcullis/event-store";
+import { parseMasterKey, SecretBox } from "@portcullis/events";
+import {
+  CredentialResolver,
+  type DecisionSink,
+  InProcessPositionBoard,
+  LiveProjection,
+} from "@portcullis/feed";
+import pino, { type Logger } from "pino";
+import { Registry } from "prom-client";
+import { seedDemo } from "./demo.ts";
+import type { CliIO } from "./io.ts";
+
+/** Options of `portcullis serve`. */
+export interface ServeOptions {
+  dataDir: string;
+  host?: string;
+  adminPort?: number;
+  mqttPort?: number;
+  amqpPort?: number;
+  amqpUpstream?: string;
+  demo?: boolean;
+  region?: string;
+  mqttInstanceId?: string;
+  amqpInstanceId?: string;
+  /** `-` for stderr; default `<dataDir>/portcullis.log`. */
+  logFile?: string;
+  logLevel?: string;
+}
+
+/** The root credentials file (`D/root-credentials.json`). */
+export interface RootCredentials {
+  accountId: string;
+  accessKeyId: string;
+  accessKeySecret: string;
+  endpoint: string;
+}
+
+/** A running edge, as `serve` sees it. */
+export interface RunningEdge {
+  kind: "mqtt" | "amqp";
+  edgeId: string;
+  host: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** What `serve` started. */
+export interface Served {
+  adminUrl: string;
+  edges: RunningEdge[];
+  /** Lines explaining edges that did not start. */
+  notes: string[];
+  root: RootCredentials;
+  close(): Promise<void>;
+}
+
+/** Defaults of the listeners. */
+export const DEFAULT_PORTS = Object.freeze({ admin: 8181, mqtt: 1883, amqp: 5672 });
+const PORT_TRIES = 20;
+
+/** Is `port` free on `host` right now? */
+function portFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolveFree) => {
+    const s = createServer();
+    s.once("error", () => resolveFree(false));
+    s.listen({ host, port, exclusive: true }, () => s.close(() => resolveFree(true)));
+  });
+}
+
+const isInUse = (e: unknown) => (e as { code?: string } | null)?.code === "EADDRINUSE";
+
+/**
+ * Start a listener on `explicit` (exactly, or fail), or on `preferred` or the
+ * next free port after it. Returns the started thing and whether it moved.
+ */
+export async function onFreePort<T>(
+  what: string,
+  host: string,
+  explicit: number | undefined,
+  preferred: number,
+  start: (port: number) => Promise<T>,
+): Promise<{ value: T; port: number; moved: boolean }> {
+  if (explicit !== undefined) {
+    try {
+      return { value: await start(explicit), port: explicit, moved: false };
+    } catch (e) {
+      if (isInUse(e))
+        throw new Error(`${what}: port ${explicit} on ${host} is in use (choose another with the flag)`);
+      throw e;
+    }
+  }
+  for (let port = preferred; port < preferred + PORT_TRIES; port++) {
+    if (!(await portFree(host, port))) continue;
+    try {
+      return { value: await start(port), port, moved: port !== preferred };
+    } catch (e) {
+      if (!isInUse(e)) throw e;
+    }
+  }
+  throw new Error(`${what}: no free port in ${preferred}–${preferred + PORT_TRIES - 1} on ${host}`);
+}
+
+function reachable(url: string, timeoutMs = 1_000): Promise<boolean> {
+  let host = "127.0.0.1";
+  let port = 5672;
+  try {
+    const u = new URL(url);
+    host = u.hostname || host;
+    port = u.port ? Number(u.port) : u.protocol === "amqps:" ? 5671 : 5672;
+  } catch {
+    return Promise.resolve(false);
+  }
+  return new Promise((done) => {
+    const s = new Socket();
+    const finish = (ok: boolean) => {
+      s.destroy();
+      done(ok);
+    };
+    s.setTimeout(timeoutMs, () => finish(false));
+    s.once("error", () => finish(false));
+    s.connect(port, host, () => finish(true));
+  });
+}
+
+/** Write a file atomically with mode 0600. */
+export function writeSecretFile(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, path);
+}
+
+function loadMasterKey(dir: string, storeIsEmpty: boolean): { box: SecretBox; source: string } {
+  const env = process.env.PORTCULLIS_MASTER_KEY;
+  if (env) return { box: new SecretBox(parseMasterKey(env)), source: "PORTCULLIS_MASTER_KEY" };
+  const path = join(dir, "master.key");
+  if (existsSync(path))
+    return { box: new SecretBox(parseMasterKey(readFileSync(path, "utf8"))), source: path };
+  if (!storeIsEmpty)
+    throw new Error(
+      `${path} is missing but the store has events: their AccessKey secrets cannot be opened without it (set PORTCULLIS_MASTER_KEY or restore the file)`,
+    );
+  const { box, masterKey } = SecretBox.generate();
+  writeSecretFile(path, `${masterKey.toString("hex")}\n`);
+  return { box, source: `${path} (new)` };
+}
+
+/** Shared inputs of every edge. */
+export interface EdgeContext {
+  feed: LiveProjection;
+  credentials: CredentialResolver;
+  board: InProcessPositionBoard;
+  host: string;
+  region: string;
+  logger: Logger;
+  registry: Registry;
+  onDecision: DecisionSink;
+}
+
+interface StartedEdges {
+  edges: RunningEdge[];
+  notes: string[];
+}
+
+type EdgeStarter = (opts: Record<string, unknown>) => Promise<{ port: number; close(): Promise<void> }>;
+
+async function edgeStarter(pkg: "@portcullis/mqtt-edge" | "@portcullis/amqp-edge", name: string) {
+  const mod = (await import(pkg)) as Record<string, unknown>;
+  return typeof mod[name] === "function" ? (mod[name] as EdgeStarter) : undefined;
+}
+
+/** The MQTT edge (services/mqtt-edge `startMqttEdge`), attached to the position board. */
+export async function startMqtt(
+  ctx: EdgeContext,
+  o: { port?: number; instanceId: string },
+): Promise<RunningEdge | string> {
+  const start = await edgeStarter("@portcullis/mqtt-edge", "startMqttEdge");
+  if (!start) return "MQTT edge: not available (@portcullis/mqtt-edge does not export startMqttEdge yet)";
+  const edgeId = "mqtt-1";
+  const r = await onFreePort("MQTT edge", ctx.host, o.port, DEFAULT_PORTS.mqtt, (port) =>
+    start({
+      feed: ctx.feed,
+      credentials: ctx.credentials,
+      host: ctx.host,
+      port,
+      region: ctx.region,
+      instanceId: o.instanceId,
+      edgeId,
+      logger: ctx.logger.child({ component: "mqtt-edge" }),
+      registry: ctx.registry,
+      onDecision: ctx.onDecision,
+    }),
+  );
+  const detach = ctx.board.attach(edgeId, "mqtt", ctx.feed);
+  return {
+    kind: "mqtt",
+    edgeId,
+    host: ctx.host,
+    port: r.value.port || r.port,
+    close: async () => {
+      detach();
+      await r.value.close();
+    },
+  };
+}
+
+/** The AMQP edge (services/amqp-edge `startAmqpEdge`) in front of `upstream`, attached to the board. */
+export async function startAmqp(
+  ctx: EdgeContext,
+  o: { port?: number; instanceId: string; upstream: string },
+): Promise<RunningEdge | string> {
+  const start = await edgeStarter("@portcullis/amqp-edge", "startAmqpEdge");
+  // TODO(lead): remove this branch once @portcullis/amqp-edge exports startAmqpEdge.
+  if (!start) return "AMQP edge: not available (@portcullis/amqp-edge does not export startAmqpEdge yet)";
+  if (!(await reachable(o.upstream)))
+    return `AMQP edge: off (upstream ${o.upstream.replace(/\/\/[^@]*@/, "//")} is not reachable; pass --amqp-upstream URL)`;
+  const edgeId = "amqp-1";
+  const r = await onFreePort("AMQP edge", ctx.host, o.port, DEFAULT_PORTS.amqp, (port) =>
+    start({
+      feed: ctx.feed,
+      credentials: ctx.credentials,
+      host: ctx.host,
+      port,
+      region: ctx.region,
+      instanceId: o.instanceId,
+      edgeId,
+      upstream: { url: o.upstream },
+      logger: ctx.logger.child({ component: "amqp-edge" }),
+      registry: ctx.registry,
+      onDecision: ctx.onDecision,
+    }),
+  );
+  const detach = ctx.board.attach(edgeId, "amqp", ctx.feed);
+  return {
+    kind: "amqp",
+    edgeId,
+    host: ctx.host,
+    port: r.value.port || r.port,
+    close: async () => {
+      detach();
+      await r.value.close();
+    },
+  };
+}
+
+/** Start every edge of the all-in-one; each is started by its own function above. */
+export async function startEdges(
+  ctx: EdgeContext,
+  o: {
+    mqttPort?: number;
+    amqpPort?: number;
+    mqttInstanceId: string;
+    amqpInstanceId: string;
+    amqpUpstream: string;
+  },
+): Promise<StartedEdges> {
+  const out: StartedEdges = { edges: [], notes: [] };
+  const take = (r: RunningEdge | string) => {
+    if (typeof r === "string") out.notes.push(r);
+    else out.edges.push(r);
+  };
+  try {
+    take(
+      await startMqtt(ctx, {
+        ...(o.mqttPort !== undefined ? { port: o.mqttPort } : {}),
+        instanceId: o.mqttInstanceId,
+      }),
+    );
+    take(
+      await startAmqp(ctx, {
+        ...(o.amqpPort !== undefined ? { port: o.amqpPort } : {}),
+        instanceId: o.amqpInstanceId,
+        upstream: o.amqpUpstream,
+      }),
+    );
+  } catch (e) {
+    for (const edge of out.edges) await edge.close().catch(() => {});
+    throw e;
+  }
+  return out;
+}
+
+/** Start the all-in-one gateway. */
+export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
+  const dir = resolve(o.dataDir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const host = o.host ?? "127.0.0.1";
+  const region = o.region ?? "local";
+  const mqttInstanceId = o.mqttInstanceId ?? "mqtt-local";
+  const amqpInstanceId = o.amqpInstanceId ?? "amqp-local";
+  const logFile = o.logFile ?? join(dir, "portcullis.log");
+  const logger = pino(
+    { level: o.logLevel ?? process.env.PORTCULLIS_LOG_LEVEL ?? "info", base: { pid: process.pid } },
+    logFile === "-" ? pino.destination(2) : pino.destination({ dest: logFile, mkdir: true, sync: false }),
+  );
+  const registry = new Registry();
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const c of closers.reverse()) await c().catch((e) => logger.error({ err: e }, "close failed"));
+    closers.length = 0;
+    logger.flush?.();
+  };
+  try {
+    const store = SqliteEventStore.open(join(dir, "events.db"));
+    closers.push(() => store.close());
+    const empty = (await store.head()) === 0;
+    const { box, source } = loadMasterKey(dir, empty);
+    logger.info({ source }, "master key loaded");
+
+    const credsPath = join(dir, "root-credentials.json");
+    let root: RootCredentials | undefined;
+    if (empty) {
+      const acct = await bootstrapAccount(store, box);
+      root = {
+        accountId: acct.accountId,
+        accessKeyId: acct.accessKeyId,
+        accessKeySecret: acct.accessKeySecret,
+        endpoint: "",
+      };
+      logger.info({ accountId: acct.accountId, accessKeyId: acct.accessKeyId }, "root account created");
+    } else if (existsSync(credsPath)) {
+      root = JSON.parse(readFileSync(credsPath, "utf8")) as RootCredentials;
+    }
+
+    const feed = await LiveProjection.start(store, {
+      onError: (err, where) => logger.warn({ err, where }, "feed error"),
+    });
+    closers.push(() => feed.close());
+    const board = new InProcessPositionBoard();
+    closers.push(() => board.close());
+    const onDecision: DecisionSink = (r) => {
+      if (r.decision !== "Allow") logger.info({ decisionRecord: r }, "denied");
+    };
+
+    const admin = await onFreePort("admin API", host, o.adminPort, DEFAULT_PORTS.admin, (port) =>
+      startAdminApi({
+        store,
+        feed,
+        box,
+        board,
+        host,
+        port,
+        region,
+        mqttInstanceId,
+        amqpInstanceId,
+        logger,
+        registry,
+        onDecision,
+      }),
+    );
+    closers.push(() => admin.value.close());
+    if (root) {
+      root.endpoint = admin.value.url;
+      writeSecretFile(credsPath, `${JSON.stringify(root, null, 2)}\n`);
+    }
+
+    const credentials = new CredentialResolver(feed.projection, box);
+    feed.onApplied((_e, affected) => credentials.forget(affected.accessKeys));
+    const { edges, notes } = await startEdges(
+      { feed, credentials, board, host, region, logger, registry, onDecision },
+      {
+        ...(o.mqttPort !== undefined ? { mqttPort: o.mqttPort } : {}),
+        ...(o.amqpPort !== undefined ? { amqpPort: o.amqpPort } : {}),
+        mqttInstanceId,
+        amqpInstanceId,
+        amqpUpstream: o.amqpUpstream ?? "amqp://guest:guest@127.0.0.1:5672",
+      },
+    );
+    for (const e of edges) closers.push(() => e.close());
+
+    const endpoints = {
+      pid: process.pid,
+      admin: admin.value.url,
+      edges: edges.map((e) => ({ kind: e.kind, edgeId: e.edgeId, host: e.host, port: e.port })),
+      dataDir: dir,
+    };
+    const endpointsPath = join(dir, "serve.json");
+    writeFileSync(endpointsPath, `${JSON.stringify(endpoints, null, 2)}\n`);
+    closers.unshift(async () => rmSync(endpointsPath, { force: true }));
+
+    io.out(`portcullis: data dir ${dir} (logs: ${logFile === "-" ? "stderr" : logFile})`);
+    if (empty && root)
+      io.out(`portcullis: created account ${root.accountId}; root AccessKey in ${credsPath} (mode 0600)`);
+    io.out(`admin API  ${admin.value.url}${admin.moved ? ` (port ${DEFAULT_PORTS.admin} was busy)` : ""}`);
+    for (const e of edges) {
+      const def = e.kind === "mqtt" ? DEFAULT_PORTS.mqtt : DEFAULT_PORTS.amqp;
+      const moved = e.port !== def && (e.kind === "mqtt" ? o.mqttPort : o.amqpPort) === undefined;
+      io.out(
+        `${e.kind === "mqtt" ? "MQTT edge " : "AMQP edge "} ${e.kind}://${host}:${e.port} (instance ${e.kind === "mqtt" ? mqttInstanceId : amqpInstanceId})${moved ? ` (port ${def} was busy)` : ""}`,
+      );
+    }
+    for (const n of notes) io.out(n);
+
+    if (o.demo) {
+      if (!root) throw new Error(`--demo needs ${credsPath} (the root AccessKey); it is missing`);
+      await seedDemo({ dataDir: dir, root, edges, mqttInstanceId, amqpInstanceId, io });
+    }
+    io.out("portcullis: ready (Ctrl-C to stop)");
+    return {
+      adminUrl: admin.value.url,
+      edges,
+      notes,
+      root: root ?? { accountId: "", accessKeyId: "", accessKeySecret: "", endpoint: admin.value.url },
+      close: closeAll,
+    };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}
