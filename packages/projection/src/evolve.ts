@@ -50,11 +50,46 @@ function account(state: State, accountId: string): Account {
   return a;
 }
 
+/**
+ * Who holds each policy ref in an account: users it is attached to directly, and
+ * groups. Derived from the state, so kept out of it (and out of snapshots): built on
+ * first use per account object, then maintained by `evolve`.
+ * INVARIANT: the state is mutated only by `evolve` (else this index goes stale).
+ */
+interface Holders {
+  users: Map<string, Set<string>>;
+  groups: Map<string, Set<string>>;
+  /** userId → principal key, so touching hundreds of users allocates and hashes no new strings. */
+  keys: Map<string, string>;
+}
+const holdersOf = new WeakMap<Account, Holders>();
+
+function link(m: Map<string, Set<string>>, ref: string, id: string): void {
+  const s = m.get(ref);
+  if (s) s.add(id);
+  else m.set(ref, new Set([id]));
+}
+function unlink(m: Map<string, Set<string>>, ref: string, id: string): void {
+  const s = m.get(ref);
+  if (s?.delete(id) && s.size === 0) m.delete(ref);
+}
+
+function holders(a: Account): Holders {
+  let h = holdersOf.get(a);
+  if (!h) {
+    h = { users: new Map(), groups: new Map(), keys: new Map() };
+    for (const u of a.users.values()) for (const r of u.policies) link(h.users, r, u.userId);
+    for (const g of a.groups.values()) for (const r of g.policies) link(h.groups, r, g.groupId);
+    holdersOf.set(a, h);
+  }
+  return h;
+}
+
 /** Users a policy reaches in an account: attached directly or through a group. */
 export function usersWithPolicy(a: Account, ref: string): Set<string> {
-  const out = new Set<string>();
-  for (const u of a.users.values()) if (u.policies.has(ref)) out.add(u.userId);
-  for (const g of a.groups.values()) if (g.policies.has(ref)) for (const m of g.members) out.add(m);
+  const h = holders(a);
+  const out = new Set(h.users.get(ref));
+  for (const gid of h.groups.get(ref) ?? []) for (const m of a.groups.get(gid)?.members ?? []) out.add(m);
   return out;
 }
 
@@ -65,6 +100,21 @@ function unindexName(index: Map<string, string>, name: string, id: string): void
 
 function touchUsers(aff: Affected, acct: string, userIds: Iterable<string>): void {
   for (const id of userIds) aff.principals.add(userKey(acct, id));
+}
+
+/** Add every user a policy reaches (directly or through a group) to `aff`. */
+function touchPolicyUsers(aff: Affected, a: Account, ref: string): void {
+  const h = holders(a);
+  const add = (id: string) => {
+    let k = h.keys.get(id);
+    if (k === undefined) {
+      k = userKey(a.accountId, id);
+      h.keys.set(id, k);
+    }
+    aff.principals.add(k);
+  };
+  for (const id of h.users.get(ref) ?? []) add(id);
+  for (const gid of h.groups.get(ref) ?? []) for (const m of a.groups.get(gid)?.members ?? []) add(m);
 }
 
 function removeKey(state: State, a: Account, id: string, aff: Affected): void {
@@ -80,10 +130,19 @@ function removeKey(state: State, a: Account, id: string, aff: Affected): void {
 /** Record that `event` was applied: its position, and the latest time seen. */
 function advance(state: State, event: RecordedEvent): void {
   state.position = event.position;
-  const t = Date.parse(event.occurredAt);
-  if (Number.isNaN(t)) return;
-  if (state.maxOccurredAt === undefined || t > Date.parse(state.maxOccurredAt))
-    state.maxOccurredAt = event.occurredAt;
+  const at = event.occurredAt;
+  const max = state.maxOccurredAt;
+  if (max === undefined) {
+    if (!Number.isNaN(Date.parse(at))) state.maxOccurredAt = at;
+    return;
+  }
+  // Fast path: two UTC times as `toISOString` writes them compare as strings.
+  if (at.length === 24 && max.length === 24 && at.endsWith("Z") && max.endsWith("Z")) {
+    if (at > max) state.maxOccurredAt = at;
+    return;
+  }
+  const t = Date.parse(at);
+  if (!Number.isNaN(t) && t > Date.parse(max)) state.maxOccurredAt = at;
 }
 
 /**
@@ -154,6 +213,11 @@ export function evolve(state: State, event: RecordedEvent & DomainEvent): Affect
       if (!u) break;
       for (const k of [...u.accessKeys]) removeKey(state, a, k, aff);
       for (const g of u.groups) a.groups.get(g)?.members.delete(u.userId);
+      const h = holdersOf.get(a);
+      if (h) {
+        for (const r of u.policies) unlink(h.users, r, u.userId);
+        h.keys.delete(u.userId);
+      }
       a.users.delete(u.userId);
       unindexName(a.userIdsByName, u.userName, u.userId);
       aff.principals.add(userKey(acct, u.userId));
@@ -209,6 +273,8 @@ export function evolve(state: State, event: RecordedEvent & DomainEvent): Affect
       if (!g) break;
       touchUsers(aff, acct, g.members);
       for (const m of g.members) a.users.get(m)?.groups.delete(g.groupId);
+      const h = holdersOf.get(a);
+      if (h) for (const r of g.policies) unlink(h.groups, r, g.groupId);
       a.groups.delete(g.groupId);
       unindexName(a.groupIdsByName, g.groupName, g.groupId);
       break;
@@ -246,7 +312,7 @@ export function evolve(state: State, event: RecordedEvent & DomainEvent): Affect
       });
       aff.policies.add(`${acct}\u0000${e.data.policyName}`);
       // A policy may have been attached before it existed (attachments name policies).
-      touchUsers(aff, acct, usersWithPolicy(a, policyRef("Custom", e.data.policyName)));
+      touchPolicyUsers(aff, a, policyRef("Custom", e.data.policyName));
       break;
     case "PolicyVersionCreated": {
       const p = a.policies.get(e.data.policyName);
@@ -264,7 +330,7 @@ export function evolve(state: State, event: RecordedEvent & DomainEvent): Affect
       if (e.data.setAsDefault || e.data.versionId === p.defaultVersion) {
         p.defaultVersion = e.data.versionId;
         aff.policies.add(`${acct}\u0000${p.policyName}`);
-        touchUsers(aff, acct, usersWithPolicy(a, policyRef("Custom", p.policyName)));
+        touchPolicyUsers(aff, a, policyRef("Custom", p.policyName));
       }
       break;
     }
@@ -273,7 +339,7 @@ export function evolve(state: State, event: RecordedEvent & DomainEvent): Affect
       if (!p?.versions.has(e.data.versionId) || p.defaultVersion === e.data.versionId) break;
       p.defaultVersion = e.data.versionId;
       aff.policies.add(`${acct}\u0000${p.policyName}`);
-      touchUsers(aff, acct, usersWithPolicy(a, policyRef("Custom", p.policyName)));
+      touchPolicyUsers(aff, a, policyRef("Custom", p.policyName));
       break;
     }
     case "PolicyVersionDeleted": {
@@ -286,12 +352,14 @@ export function evolve(state: State, event: RecordedEvent & DomainEvent): Affect
       const p = a.policies.get(e.data.policyName);
       if (!p) break;
       const ref = policyRef("Custom", p.policyName);
-      const users = usersWithPolicy(a, ref);
-      for (const u of a.users.values()) u.policies.delete(ref);
-      for (const g of a.groups.values()) g.policies.delete(ref);
+      touchPolicyUsers(aff, a, ref);
+      const h = holders(a);
+      for (const id of h.users.get(ref) ?? []) a.users.get(id)?.policies.delete(ref);
+      for (const id of h.groups.get(ref) ?? []) a.groups.get(id)?.policies.delete(ref);
+      h.users.delete(ref);
+      h.groups.delete(ref);
       a.policies.delete(p.policyName);
       aff.policies.add(`${acct}\u0000${p.policyName}`);
-      touchUsers(aff, acct, users);
       break;
     }
     case "PolicyAttached":
@@ -300,8 +368,16 @@ export function evolve(state: State, event: RecordedEvent & DomainEvent): Affect
       const t = e.data.target;
       const holder = t.kind === "user" ? a.users.get(t.userId) : a.groups.get(t.groupId);
       if (!holder) break;
-      if (e.type === "PolicyAttached") holder.policies.add(ref);
-      else holder.policies.delete(ref);
+      const h = holdersOf.get(a);
+      const byRef = t.kind === "user" ? h?.users : h?.groups;
+      const id = t.kind === "user" ? t.userId : t.groupId;
+      if (e.type === "PolicyAttached") {
+        holder.policies.add(ref);
+        if (byRef) link(byRef, ref, id);
+      } else {
+        holder.policies.delete(ref);
+        if (byRef) unlink(byRef, ref, id);
+      }
       touchUsers(aff, acct, t.kind === "user" ? [t.userId] : (holder as { members: Set<string> }).members);
       break;
     }

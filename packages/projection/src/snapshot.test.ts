@@ -1,6 +1,7 @@
 /**
  * Snapshots (SPEC §6: edges start from a snapshot plus the events after it):
- * the state as plain JSON, restored with its Maps and Sets, deep-copied both ways.
+ * the state as plain JSON (format 2: compact positional arrays), restored with its
+ * Maps and Sets, independent of the state it was taken from.
  */
 import { describe, expect, it } from "vitest";
 import {
@@ -101,6 +102,59 @@ describe("snapshots", () => {
     const s = snapshotState(build().state);
     expect(() => restoreState({ ...s, format: SNAPSHOT_FORMAT + 1 })).toThrow(/format/);
     expect(() => restoreState({ ...s, position: s.position - 1 })).toThrow(/position/);
+  });
+
+  it("keep every optional field and every index (descriptions, comments, owners, statuses, times)", () => {
+    const p = build();
+    const more = recorded([
+      ...events.map(() => accountCreated()), // positions after `events`
+      ev("PolicyCreated", {
+        policyName: "d",
+        versionId: "v1",
+        document: doc(allow("mq:SUB")),
+        description: "d.",
+      }),
+      ev("GroupCreated", { groupId: "g2", groupName: "ops", comments: "on call" }),
+      ev("GroupIdCreated", { instanceId: "i2", groupId: "GID_u", owner: { kind: "user", userId: "u1" } }),
+      ev("AccessKeyStatusChanged", { accessKeyId: "AK1", status: "Inactive" }),
+      ev("UserCreated", { userId: "u3", userName: "alice" }), // takes alice's name in the index
+    ]).slice(events.length);
+    for (const e of more) p.apply(e);
+    const q = Projection.fromSnapshot(JSON.parse(JSON.stringify(p.snapshot())));
+    expect(q.state).toEqual(p.state);
+    expect(q.state.maxOccurredAt).toBe(p.state.maxOccurredAt);
+    expect(q.account(ACCT)!.policies.get("d")!.description).toBe("d.");
+    expect(q.account(ACCT)!.groups.get("g2")!.comments).toBe("on call");
+    expect(q.userByName(ACCT, "alice")?.userId).toBe("u3");
+    expect(q.account(ACCT)!.groupIds.get("i2")!.get("GID_u")!.owner).toEqual(user("u1"));
+  });
+
+  it("refuse to drop a field the codec does not know (the state grew without the codec)", () => {
+    const p = build();
+    (p.account(ACCT)!.users.get("u1") as unknown as Record<string, unknown>).mfa = true;
+    expect(() => p.snapshot()).toThrow(/a user has a field `mfa`/);
+  });
+
+  it("do not share policy documents with the live state", () => {
+    const p = build();
+    const snap = p.snapshot();
+    const text = JSON.stringify(snap);
+    const d = p.account(ACCT)!.policies.get("p")!.versions.get("v2")!.document as { Version: string };
+    d.Version = "changed";
+    expect(JSON.stringify(snap)).toBe(text);
+  });
+
+  it("record the latest time of their events, whatever the offsets", () => {
+    const p = new Projection();
+    const es = recorded([accountCreated(), userCreated("u1")]);
+    // 05:00+02:00 is 03:00Z; 04:00Z is later though it sorts first as text.
+    p.apply({ ...es[0]!, occurredAt: "2025-01-01T05:00:00+02:00" });
+    p.apply({ ...es[1]!, occurredAt: "2025-01-01T04:00:00.000Z" });
+    expect(p.snapshot().maxOccurredAt).toBe("2025-01-01T04:00:00.000Z");
+    const q = new Projection();
+    q.apply({ ...es[0]!, occurredAt: "2025-01-01T04:00:00.000Z" });
+    q.apply({ ...es[1]!, occurredAt: "2025-01-01T05:00:00+02:00" });
+    expect(q.snapshot().maxOccurredAt).toBe("2025-01-01T04:00:00.000Z");
   });
 
   it("of the empty state restore to the empty state", () => {

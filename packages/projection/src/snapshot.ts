@@ -1,11 +1,29 @@
 /**
  * Snapshots: the state at a position as plain JSON, so an edge starts from a
- * snapshot plus the events after it (SPEC §6). Maps and Sets become arrays.
+ * snapshot plus the events after it (SPEC §6).
+ *
+ * Format 2 is compact: every entity is a positional array and every Set a plain
+ * array (the codec knows which field is which), so a 100,000-user state is about
+ * 40% smaller than a generic `{ $map, $set }` encoding and parses and restores
+ * about twice as fast (see bench/RESULTS.md, store benchmark). Absent optional
+ * fields are `null`. The codec lists every field of the state: an object with a
+ * field it does not know makes `snapshotState` throw rather than drop data.
  */
-import type { State } from "./state.ts";
+import type { SealedSecret } from "@portcullis/events";
+import type {
+  AccessKey,
+  Account,
+  CustomPolicy,
+  Group,
+  GroupIdEntry,
+  PolicyVersion,
+  PrincipalRef,
+  State,
+  User,
+} from "./state.ts";
 
-/** Snapshot format version; bump when the state's shape changes. */
-export const SNAPSHOT_FORMAT = 1;
+/** Snapshot format version; bump when the state's shape or its encoding changes. */
+export const SNAPSHOT_FORMAT = 2;
 
 /** A serialised state. */
 export interface Snapshot {
@@ -16,46 +34,263 @@ export interface Snapshot {
   state: unknown;
 }
 
-function toJson(v: unknown): unknown {
-  if (v instanceof Map) return { $map: [...v].map(([k, x]) => [k, toJson(x)]) };
-  if (v instanceof Set) return { $set: [...v].map(toJson) };
-  if (Array.isArray(v)) return v.map(toJson);
-  if (v && typeof v === "object") {
-    const o: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) o[k] = toJson(x);
-    return o;
-  }
-  return v;
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** Throw when `o` has a field the codec does not know (the state grew; the codec must too). */
+function known(o: object, what: string, fields: ReadonlySet<string>): void {
+  for (const k of Object.keys(o))
+    if (!fields.has(k))
+      throw new Error(`snapshot: ${what} has a field \`${k}\` the snapshot codec does not know`);
+}
+const fieldsOf = (...f: string[]) => new Set(f);
+const STATE_FIELDS = fieldsOf("accounts", "accessKeys", "position", "maxOccurredAt");
+const ACCOUNT_FIELDS = fieldsOf(
+  "accountId",
+  "alias",
+  "users",
+  "userIdsByName",
+  "groups",
+  "groupIdsByName",
+  "policies",
+  "accessKeys",
+  "topics",
+  "groupIds",
+);
+const USER_FIELDS = fieldsOf(
+  "userId",
+  "userName",
+  "displayName",
+  "disabled",
+  "groups",
+  "policies",
+  "accessKeys",
+  "consoleGrants",
+);
+const GROUP_FIELDS = fieldsOf("groupId", "groupName", "comments", "members", "policies");
+const POLICY_FIELDS = fieldsOf("policyName", "description", "versions", "defaultVersion");
+const VERSION_FIELDS = fieldsOf("versionId", "document", "createdAt");
+const KEY_FIELDS = fieldsOf("accessKeyId", "owner", "status", "secret", "createdAt");
+const SECRET_FIELDS = fieldsOf("alg", "keyId", "iv", "tag", "ciphertext");
+const GID_FIELDS = fieldsOf("groupId", "owner");
+
+const opt = (v: string | undefined): Json => (v === undefined ? null : v);
+/** A principal of account `acct` as `null` (root) or its user id. */
+const ownerJ = (p: PrincipalRef): Json => (p.kind === "root" ? null : p.userId);
+const ownerOf = (accountId: string, j: unknown): PrincipalRef =>
+  j === null ? { accountId, kind: "root" } : { accountId, kind: "user", userId: j as string };
+
+function encodeUser(u: User): Json {
+  known(u, "a user", USER_FIELDS);
+  return [
+    u.userId,
+    u.userName,
+    opt(u.displayName),
+    u.disabled,
+    [...u.groups],
+    [...u.policies],
+    [...u.accessKeys],
+    [...u.consoleGrants].map(([k, perms]) => [k, [...perms]]),
+  ];
 }
 
-function fromJson(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(fromJson);
-  if (v && typeof v === "object") {
-    const o = v as Record<string, unknown>;
-    if (Array.isArray(o.$map))
-      return new Map((o.$map as [unknown, unknown][]).map(([k, x]) => [k, fromJson(x)]));
-    if (Array.isArray(o.$set)) return new Set((o.$set as unknown[]).map(fromJson));
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(o)) out[k] = fromJson(x);
-    return out;
-  }
-  return v;
+function encodeGroup(g: Group): Json {
+  known(g, "a group", GROUP_FIELDS);
+  return [g.groupId, g.groupName, opt(g.comments), [...g.members], [...g.policies]];
+}
+
+function encodePolicy(p: CustomPolicy): Json {
+  known(p, "a policy", POLICY_FIELDS);
+  const versions = [...p.versions.values()].map((v) => {
+    known(v, "a policy version", VERSION_FIELDS);
+    // The only nested value the state shares with its events: copied, so the snapshot is independent.
+    return [v.versionId, structuredClone(v.document) as unknown as Json, v.createdAt];
+  });
+  return [p.policyName, opt(p.description), p.defaultVersion, versions];
+}
+
+function encodeAccount(a: Account): Json {
+  known(a, "an account", ACCOUNT_FIELDS);
+  return [
+    a.accountId,
+    a.alias,
+    [...a.users.values()].map(encodeUser),
+    [...a.userIdsByName],
+    [...a.groups.values()].map(encodeGroup),
+    [...a.groupIdsByName],
+    [...a.policies.values()].map(encodePolicy),
+    [...a.accessKeys],
+    [...a.topics].map(([inst, topics]) => [inst, [...topics]]),
+    [...a.groupIds].map(([inst, m]) => [
+      inst,
+      [...m.values()].map((e) => {
+        known(e, "a Group ID", GID_FIELDS);
+        return [e.groupId, ownerJ(e.owner)];
+      }),
+    ]),
+  ];
+}
+
+function encodeKey(k: AccessKey): Json {
+  known(k, "an AccessKey", KEY_FIELDS);
+  known(k.secret, "a sealed secret", SECRET_FIELDS);
+  const s = k.secret;
+  return [
+    k.accessKeyId,
+    k.owner.accountId,
+    ownerJ(k.owner),
+    k.status,
+    [s.alg, s.keyId, s.iv, s.tag, s.ciphertext],
+    k.createdAt,
+  ];
 }
 
 /** Serialise a state (a deep copy: later changes to the state do not reach it). */
 export function snapshotState(state: State): Snapshot {
+  known(state, "the state", STATE_FIELDS);
+  const body: Json = {
+    position: state.position,
+    maxOccurredAt: opt(state.maxOccurredAt),
+    accounts: [...state.accounts.values()].map(encodeAccount),
+    accessKeys: [...state.accessKeys.values()].map(encodeKey),
+  };
   return {
     format: SNAPSHOT_FORMAT,
     position: state.position,
     ...(state.maxOccurredAt !== undefined ? { maxOccurredAt: state.maxOccurredAt } : {}),
-    state: toJson(state),
+    state: body,
   };
 }
 
-/** Rebuild a state from a snapshot. */
+// The decoder reads what the encoder wrote; positional tuples are typed loosely.
+type Row = unknown[];
+
+function decodeUser(j: Row): User {
+  const [userId, userName, displayName, disabled, groups, policies, accessKeys, grants] = j as [
+    string,
+    string,
+    string | null,
+    boolean,
+    string[],
+    string[],
+    string[],
+    [string, ("PUB" | "SUB")[]][],
+  ];
+  const u: User = {
+    userId,
+    userName,
+    disabled,
+    groups: new Set(groups),
+    policies: new Set(policies),
+    accessKeys: new Set(accessKeys),
+    consoleGrants: new Map(grants.map(([k, perms]) => [k, new Set(perms)])),
+  };
+  if (displayName !== null) u.displayName = displayName;
+  return u;
+}
+
+function decodeGroup(j: Row): Group {
+  const [groupId, groupName, comments, members, policies] = j as [
+    string,
+    string,
+    string | null,
+    string[],
+    string[],
+  ];
+  const g: Group = { groupId, groupName, members: new Set(members), policies: new Set(policies) };
+  if (comments !== null) g.comments = comments;
+  return g;
+}
+
+function decodePolicy(j: Row): CustomPolicy {
+  const [policyName, description, defaultVersion, versions] = j as [string, string | null, string, Row[]];
+  const p: CustomPolicy = {
+    policyName,
+    versions: new Map(
+      versions.map(([versionId, document, createdAt]) => [
+        versionId as string,
+        { versionId, document, createdAt } as PolicyVersion,
+      ]),
+    ),
+    defaultVersion,
+  };
+  if (description !== null) p.description = description;
+  return p;
+}
+
+function decodeAccount(j: Row): Account {
+  const [accountId, alias, users, byName, groups, groupsByName, policies, keys, topics, gids] = j as [
+    string,
+    string,
+    Row[],
+    [string, string][],
+    Row[],
+    [string, string][],
+    Row[],
+    string[],
+    [string, string[]][],
+    [string, [string, unknown][]][],
+  ];
+  return {
+    accountId,
+    alias,
+    users: new Map(users.map((u) => [u[0] as string, decodeUser(u)])),
+    userIdsByName: new Map(byName),
+    groups: new Map(groups.map((g) => [g[0] as string, decodeGroup(g)])),
+    groupIdsByName: new Map(groupsByName),
+    policies: new Map(policies.map((p) => [p[0] as string, decodePolicy(p)])),
+    accessKeys: new Set(keys),
+    topics: new Map(topics.map(([inst, t]) => [inst, new Set(t)])),
+    groupIds: new Map(
+      gids.map(([inst, entries]) => [
+        inst,
+        new Map(
+          entries.map(([groupId, owner]): [string, GroupIdEntry] => [
+            groupId,
+            { groupId, owner: ownerOf(accountId, owner) },
+          ]),
+        ),
+      ]),
+    ),
+  };
+}
+
+function decodeKey(j: Row): AccessKey {
+  const [accessKeyId, accountId, owner, status, [alg, keyId, iv, tag, ciphertext], createdAt] = j as [
+    string,
+    string,
+    unknown,
+    AccessKey["status"],
+    string[],
+    string,
+  ];
+  return {
+    accessKeyId,
+    owner: ownerOf(accountId, owner),
+    status,
+    secret: { alg, keyId, iv, tag, ciphertext } as SealedSecret,
+    createdAt,
+  };
+}
+
+/**
+ * Rebuild a state from a snapshot. Every Map, Set and entity is new (restoring the
+ * same snapshot twice gives two independent states); policy documents are taken as
+ * they are in the snapshot (documents are never mutated, only replaced).
+ */
 export function restoreState(s: Snapshot): State {
   if (s.format !== SNAPSHOT_FORMAT) throw new Error(`snapshot format ${s.format} is not ${SNAPSHOT_FORMAT}`);
-  const state = fromJson(s.state) as State;
-  if (state.position !== s.position) throw new Error("snapshot position does not match its state");
+  const body = s.state as {
+    position: number;
+    maxOccurredAt: string | null;
+    accounts: Row[];
+    accessKeys: Row[];
+  };
+  if (body?.position !== s.position) throw new Error("snapshot position does not match its state");
+  const state: State = {
+    accounts: new Map(body.accounts.map((a) => [a[0] as string, decodeAccount(a)])),
+    accessKeys: new Map(body.accessKeys.map((k) => [k[0] as string, decodeKey(k)])),
+    position: body.position,
+  };
+  if (body.maxOccurredAt !== null) state.maxOccurredAt = body.maxOccurredAt;
   return state;
 }
