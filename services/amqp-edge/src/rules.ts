@@ -1,0 +1,156 @@
+/**
+ * The AMQP method → RAM action → resource table of SPEC §4.2 (seed 001, which
+ * is normative), as data the edge evaluates before forwarding a method.
+ *
+ * | method                                   | checks (action on resource)                                         |
+ * |------------------------------------------|---------------------------------------------------------------------|
+ * | connection.open vhost v                  | GetVhost (vhost)                                                    |
+ * | every exchange/queue/basic op below      | GetVhost (vhost) first                                              |
+ * | exchange.declare passive=false           | CreateExchange (exchange)                                           |
+ * | exchange.declare passive=true            | GetExchange (exchange)                                              |
+ * | exchange.delete                          | DeleteExchange (exchange)                                           |
+ * | exchange.bind / unbind                   | GetExchange (source) + CreateExchange (destination)                 |
+ * | queue.declare passive=false              | CreateQueue (queue)                                                 |
+ * | queue.declare passive=true               | GetQueue (queue)                                                    |
+ * | queue.declare x-dead-letter-exchange     | CreateQueue + GetQueue (queue) + CreateExchange (DLX)               |
+ * | queue.delete                             | DeleteQueue (queue)                                                 |
+ * | queue.bind / unbind                      | CreateQueue (queue) + GetExchange (exchange)                        |
+ * | queue.purge                              | QueuePurge (queue messages)                                         |
+ * | basic.publish                            | BasicPublish (exchange messages/<routing key>)                      |
+ * | basic.consume                            | BasicConsume (queue messages)                                       |
+ * | basic.get                                | BasicGet (queue messages)                                           |
+ * | basic.ack / nack / reject                | BasicAck / BasicNack / BasicReject (queue messages of the delivery) |
+ * | basic.recover / recover-async            | BasicRecover (`…/queues/*`)                                         |
+ * | basic.cancel                             | BasicCancel (queue messages of the consumer)                        |
+ *
+ * Resources name the exchange or queue the method acts on, so a policy
+ * resource like the seed's `…/vhosts/$vhost/*` or `…/exchanges/*` covers them
+ * and a narrower one (`…/queues/orders`) restricts further. A queue declared
+ * without a name (the server names it) is `…/queues/*`. The default exchange
+ * `""` is `amq.default`. Methods not listed (channel.*, basic.qos,
+ * confirm.select, tx.*, access.request) carry no resource and are not checked.
+ */
+import {
+  type ArnScope,
+  amqpAllQueuesArn,
+  amqpExchangeArn,
+  amqpExchangeMessagesArn,
+  amqpQueueArn,
+  amqpQueueMessagesArn,
+  amqpVhostArn,
+} from "@portcullis/policy";
+
+/** One authorization question the edge asks before forwarding. */
+export interface Check {
+  action: string;
+  resource: string;
+  /** Routing (or binding) key, given as the `amqp:RoutingKey` condition key. */
+  routingKey?: string;
+}
+
+/** An AMQP operation with every name resolved (empty queue names replaced by the channel's last queue). */
+export type AmqpOp =
+  | { op: "connection.open" }
+  | { op: "exchange.declare"; exchange: string; passive: boolean }
+  | { op: "exchange.delete"; exchange: string }
+  | { op: "exchange.bind" | "exchange.unbind"; source: string; destination: string; routingKey: string }
+  | { op: "queue.declare"; queue: string; passive: boolean; deadLetterExchange?: string }
+  | { op: "queue.delete"; queue: string }
+  | { op: "queue.bind" | "queue.unbind"; queue: string; exchange: string; routingKey: string }
+  | { op: "queue.purge"; queue: string }
+  | { op: "basic.publish"; exchange: string; routingKey: string }
+  | { op: "basic.consume" | "basic.get" | "basic.cancel"; queue: string }
+  | { op: "basic.ack" | "basic.nack" | "basic.reject"; queues: Iterable<string> }
+  | { op: "basic.recover" };
+
+const ACK_ACTION = {
+  "basic.ack": "amqp:BasicAck",
+  "basic.nack": "amqp:BasicNack",
+  "basic.reject": "amqp:BasicReject",
+};
+const QUEUE_MSG_ACTION = {
+  "basic.consume": "amqp:BasicConsume",
+  "basic.get": "amqp:BasicGet",
+  "basic.cancel": "amqp:BasicCancel",
+};
+
+/** The checks for one operation in `vhost`, GetVhost first; all must allow. */
+export function checksFor(s: ArnScope, vhost: string, o: AmqpOp): Check[] {
+  const out: Check[] = [{ action: "amqp:GetVhost", resource: amqpVhostArn(s, vhost) }];
+  const ex = (e: string) => amqpExchangeArn(s, vhost, e);
+  const q = (name: string) => (name === "" ? amqpAllQueuesArn(s, vhost) : amqpQueueArn(s, vhost, name));
+  switch (o.op) {
+    case "connection.open":
+      break;
+    case "exchange.declare":
+      out.push({ action: o.passive ? "amqp:GetExchange" : "amqp:CreateExchange", resource: ex(o.exchange) });
+      break;
+    case "exchange.delete":
+      out.push({ action: "amqp:DeleteExchange", resource: ex(o.exchange) });
+      break;
+    case "exchange.bind":
+    case "exchange.unbind":
+      out.push(
+        { action: "amqp:GetExchange", resource: ex(o.source), routingKey: o.routingKey },
+        { action: "amqp:CreateExchange", resource: ex(o.destination), routingKey: o.routingKey },
+      );
+      break;
+    case "queue.declare":
+      if (o.passive) {
+        out.push({ action: "amqp:GetQueue", resource: q(o.queue) });
+      } else {
+        out.push({ action: "amqp:CreateQueue", resource: q(o.queue) });
+        if (o.deadLetterExchange !== undefined) {
+          out.push(
+            { action: "amqp:GetQueue", resource: q(o.queue) },
+            { action: "amqp:CreateExchange", resource: ex(o.deadLetterExchange) },
+          );
+        }
+      }
+      break;
+    case "queue.delete":
+      out.push({ action: "amqp:DeleteQueue", resource: q(o.queue) });
+      break;
+    case "queue.bind":
+    case "queue.unbind":
+      out.push(
+        { action: "amqp:CreateQueue", resource: q(o.queue), routingKey: o.routingKey },
+        { action: "amqp:GetExchange", resource: ex(o.exchange), routingKey: o.routingKey },
+      );
+      break;
+    case "queue.purge":
+      out.push({ action: "amqp:QueuePurge", resource: amqpQueueMessagesArn(s, vhost, o.queue) });
+      break;
+    case "basic.publish":
+      out.push({
+        action: "amqp:BasicPublish",
+        resource: amqpExchangeMessagesArn(s, vhost, o.exchange, o.routingKey),
+        routingKey: o.routingKey,
+      });
+      break;
+    case "basic.consume":
+    case "basic.get":
+    case "basic.cancel":
+      out.push({ action: QUEUE_MSG_ACTION[o.op], resource: amqpQueueMessagesArn(s, vhost, o.queue) });
+      break;
+    case "basic.ack":
+    case "basic.nack":
+    case "basic.reject":
+      for (const name of o.queues) {
+        out.push({ action: ACK_ACTION[o.op], resource: amqpQueueMessagesArn(s, vhost, name) });
+      }
+      break;
+    case "basic.recover":
+      out.push({ action: "amqp:BasicRecover", resource: amqpAllQueuesArn(s, vhost) });
+      break;
+  }
+  return out;
+}
+
+/** The `x-dead-letter-exchange` argument of a queue.declare, when present as a string. */
+export function deadLetterExchange(args: Record<string, unknown> | undefined): string | undefined {
+  const v = args?.["x-dead-letter-exchange"];
+  if (typeof v === "string") return v;
+  if (Buffer.isBuffer(v)) return v.toString("utf8");
+  return undefined;
+}
