@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { SYSTEM_POLICIES } from "@portcullis/policy";
 import { Command, CommanderError, Option } from "commander";
 import { addAdminCommands } from "./admin-commands.ts";
+import { registerAuditCommands } from "./audit-commands.ts";
 import { type CliIO, CliUsageError, processIO } from "./io.ts";
 import { evalCommand, validateCommand } from "./policy-commands.ts";
 import { serve } from "./serve.ts";
@@ -142,6 +143,7 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
     });
 
   addAdminCommands(program, io, setCode);
+  registerAuditCommands(program, io, setCode);
 
   const sig = program
     .command("signature")
