@@ -230,7 +230,7 @@ export async function startAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
         code: err.code,
         message: err.message,
         ...(err.path !== undefined
-          ? { path: err.path.startsWith("params.") ? err.path : `body.${err.path}` }
+          ? { path: /^(body|params|query)(\.|\[|$)/.test(err.path) ? err.path : `body.${err.path}` }
           : {}),
         ...(err.detail?.errors
           ? {
