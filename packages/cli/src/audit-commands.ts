@@ -5,9 +5,10 @@
  * Where: `--data-dir DIR` reads the gateway's data dir directly (events.db,
  * decisions.db; snapshots kept in audit-snapshots.db); otherwise the admin API,
  * with the same endpoint and credentials as `portcullis admin`
- * (`--credentials FILE` holding `{ endpoint, accessKeyId, accessKeySecret }`, or
- * the environment PORTCULLIS_ENDPOINT, PORTCULLIS_ACCESS_KEY_ID,
- * PORTCULLIS_ACCESS_KEY_SECRET), authorized by the RAM actions `audit:*`.
+ * (`resolveCredentials` of admin-commands.ts: `--credentials FILE`, the
+ * environment PORTCULLIS_ENDPOINT / PORTCULLIS_ACCESS_KEY_ID /
+ * PORTCULLIS_ACCESS_KEY_SECRET, or ./.data/root-credentials.json), authorized
+ * by the RAM actions `audit:*` (services/audit/src/http.ts).
  *
  * `--at`/`--from`/`--to`: a position (as returned by writes) or an ISO 8601
  * time; default now (`--from`: the beginning). `--principal`: a RAM user name of
@@ -18,7 +19,6 @@
  * Exit codes: 0 done; 1 `verify` found mismatches, or something asked about
  * does not exist, or the server refused; 2 usage errors.
  */
-import { readFileSync } from "node:fs";
 import { AdminApiError, AdminClient } from "@portcullis/admin-api";
 import {
   type Auditor,
@@ -36,6 +36,7 @@ import {
 } from "@portcullis/audit";
 import { type DecidingStatement, explainDecision, type RequestContext } from "@portcullis/policy";
 import { type Command, Option } from "commander";
+import { resolveCredentials } from "./admin-commands.ts";
 import { type CliIO, CliUsageError } from "./io.ts";
 import { parseContext } from "./policy-commands.ts";
 
@@ -131,35 +132,10 @@ async function localBackend(o: CommonOptions, io: CliIO): Promise<Backend> {
   };
 }
 
-function credentialsOf(o: CommonOptions): { endpoint: string; accessKeyId: string; accessKeySecret: string } {
-  if (o.credentials) {
-    let parsed: Record<string, unknown>;
-    try {
-      parsed = JSON.parse(readFileSync(o.credentials, "utf8")) as Record<string, unknown>;
-    } catch (e) {
-      throw new CliUsageError(`cannot read credentials \`${o.credentials}\`: ${(e as Error).message}`);
-    }
-    const { endpoint, accessKeyId, accessKeySecret } = parsed;
-    if (typeof accessKeyId !== "string" || typeof accessKeySecret !== "string")
-      throw new CliUsageError(`\`${o.credentials}\` must hold accessKeyId and accessKeySecret`);
-    const ep = o.endpoint ?? (typeof endpoint === "string" ? endpoint : process.env.PORTCULLIS_ENDPOINT);
-    if (!ep) throw new CliUsageError(`no endpoint: \`${o.credentials}\` has none; pass --endpoint`);
-    return { endpoint: ep, accessKeyId, accessKeySecret };
-  }
-  const endpoint = o.endpoint ?? process.env.PORTCULLIS_ENDPOINT;
-  const accessKeyId = process.env.PORTCULLIS_ACCESS_KEY_ID;
-  const accessKeySecret = process.env.PORTCULLIS_ACCESS_KEY_SECRET;
-  if (!endpoint || !accessKeyId || !accessKeySecret)
-    throw new CliUsageError(
-      "no data dir and no admin API credentials: pass --data-dir DIR, or --credentials FILE, or set PORTCULLIS_ENDPOINT, PORTCULLIS_ACCESS_KEY_ID and PORTCULLIS_ACCESS_KEY_SECRET",
-    );
-  return { endpoint, accessKeyId, accessKeySecret };
-}
-
 function remoteBackend(o: CommonOptions): Backend {
   if (o.account)
     throw new CliUsageError("--account is for --data-dir; the admin API answers for your account");
-  const client = new AdminClient(credentialsOf(o));
+  const client = new AdminClient(resolveCredentials(o));
   const call = async <T>(
     method: string,
     path: string,
