@@ -60,6 +60,8 @@ export interface UpstreamTarget {
 export interface EdgeCore {
   readonly edgeId: string;
   readonly instanceId: string;
+  /** The account owning the instance; other accounts are refused at login (undefined: any account). */
+  readonly accountId: string | undefined;
   readonly region: string;
   readonly maxClockSkewMs: number;
   readonly handshakeTimeoutMs: number;
@@ -716,6 +718,14 @@ export class EdgeConnection {
       );
     }
     verifyPassword(cred.secret, sasl.password, Date.now(), this.#core.maxClockSkewMs);
+    const owner = this.#core.accountId;
+    if (owner !== undefined && cred.principal.accountId !== owner) {
+      // No cross-account access (SPEC §2): the instance and its vhosts belong to one account.
+      throw new AuthError(
+        `instance \`${this.#core.instanceId}\` belongs to another account`,
+        `principal of account ${cred.principal.accountId}, instance owned by ${owner}`,
+      );
+    }
     this.#principal = cred.principal;
     this.#principalKey = principalKey(cred.principal);
     this.#userName = cred.userName;

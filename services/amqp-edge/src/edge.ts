@@ -30,6 +30,12 @@ export interface AmqpEdgeOptions {
   port?: number;
   /** The AMQP instance id clients name in their username (default `amqp-local`). */
   instanceId?: string;
+  /**
+   * The account that owns this AMQP instance. When set, principals of other
+   * accounts are refused at login: all accounts would otherwise share the
+   * upstream's vhosts (ARNs name the principal's own account). Default: unset.
+   */
+  accountId?: string;
   /** Region in resource ARNs (default `local`). */
   region?: string;
   /** Edge id in logs, metrics and decision records (default `amqp-1`). */
@@ -227,6 +233,7 @@ export async function startAmqpEdge(opts: AmqpEdgeOptions): Promise<AmqpEdge> {
   const core: EdgeCore = {
     edgeId,
     instanceId: opts.instanceId ?? "amqp-local",
+    accountId: opts.accountId,
     region: opts.region ?? "local",
     maxClockSkewMs: opts.maxClockSkewMs ?? 300_000,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 10_000,
