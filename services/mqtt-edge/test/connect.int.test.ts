@@ -3,6 +3,10 @@
  * and WebSocket against an edge on a live projection. Every refusal is checked
  * by its CONNACK return code [MQTT-3.2.2-3] and by what the edge logged.
  */
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connectAsync, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { MqttEdge } from "../src/mod.ts";
@@ -78,6 +82,50 @@ describe("listeners", () => {
     const transports = edge.sessions().map((s) => s.transport);
     expect(transports).toEqual(expect.arrayContaining(["tls", "ws", "tcp"]));
     await Promise.all([sub.endAsync(), ws.endAsync(), plain.endAsync()]);
+  });
+
+  test("mosquitto_pub over TLS meets an `acs:SecureTransport` condition that plain TCP does not", async () => {
+    const k = await w.userWithKey("tls-mosquitto");
+    await w.policy("tls-mosquitto", {
+      Version: "1",
+      Statement: [
+        {
+          Effect: "Allow",
+          Action: "mq:MqttInstanceAccess",
+          Resource: "*",
+          Condition: { Bool: { "acs:SecureTransport": "true" } },
+        },
+        { Effect: "Allow", Action: "mq:PUB", Resource: "acs:mq:*:*:topic/mqtt-local/t" },
+      ],
+    });
+    await w.attach("tls-mosquitto", { user: k.userId });
+    const dir = mkdtempSync(join(tmpdir(), "mqtt-ca-"));
+    const ca = join(dir, "ca.pem");
+    writeFileSync(ca, cert.cert);
+    const sub = await w.connect(tcp, alice, "GID_shared@@@tls-watch");
+    const inbox = new Inbox(sub);
+    await sub.subscribeAsync("t/#");
+    const cid = "GID_shared@@@mosq-tls";
+    const run = (port: number, extra: string[]) =>
+      new Promise<number>((resolve) =>
+        execFile(
+          "mosquitto_pub",
+          [
+            ...["-h", "127.0.0.1", "-p", String(port), "-V", "mqttv311", "-i", cid],
+            ...["-u", mqttUsername(k.accessKeyId, "mqtt-local"), "-P", mqttPassword(k.secret, cid)],
+            ...["-t", "t/mosquitto", "-m", `via-${port}`, "-q", "1", ...extra],
+          ],
+          { timeout: 10_000 },
+          (err) => resolve(err ? Number((err as { code?: number }).code) : 0),
+        ),
+      );
+    try {
+      expect(await run(edge.port, [])).toBe(5);
+      expect(await run(edge.tlsPort!, ["--cafile", ca])).toBe(0);
+      await inbox.waitFor(`via-${edge.tlsPort}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("MQTT 3.1 (protocol level 3) with a 64-character client id is accepted", async () => {
