@@ -13,7 +13,12 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { AdminApiError, AdminClient, type AdminCredentials, type WriteResult } from "@portcullis/admin-api";
+import {
+  AdminApiError,
+  AdminClient,
+  type AdminCredentials,
+  type WriteResult,
+} from "@portcullis/admin-api/client";
 import { type Command, Option } from "commander";
 import { type CliIO, CliUsageError } from "./io.ts";
 

@@ -12,7 +12,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AdminApiError, AdminClient } from "@portcullis/admin-api";
+import { AdminApiError, AdminClient } from "@portcullis/admin-api/client";
 import type { CliIO } from "./io.ts";
 import type { RootCredentials, RunningEdge } from "./serve.ts";
 import { writeSecretFile } from "./serve.ts";

@@ -10,8 +10,7 @@ import { addAdminCommands } from "./admin-commands.ts";
 import { registerAuditCommands } from "./audit-commands.ts";
 import { type CliIO, CliUsageError, processIO } from "./io.ts";
 import { evalCommand, validateCommand } from "./policy-commands.ts";
-import { serve } from "./serve.ts";
-import { amqpClientPassword, amqpClientUsername, mqttPassword, mqttUsername } from "./signatures.ts";
+import type { ServeOptions } from "./serve.ts";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const port = (v: string) => {
@@ -21,7 +20,9 @@ const port = (v: string) => {
 };
 
 /** Run `serve` until SIGINT/SIGTERM; resolves with the exit code. */
-async function serveUntilSignal(o: Parameters<typeof serve>[0], io: CliIO): Promise<number> {
+async function serveUntilSignal(o: ServeOptions, io: CliIO): Promise<number> {
+  // Loaded on demand: the server side (fastify, aedes, SQLite) is not needed by other commands.
+  const { serve } = await import("./serve.ts");
   const served = await serve(o, io);
   const signal = await new Promise<string>((resolve) => {
     process.once("SIGINT", () => resolve("SIGINT"));
@@ -158,7 +159,8 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
   keyOpts(sig.command("mqtt").description("username and password for a client id"))
     .requiredOption("--client-id <id>", "`<GroupID>@@@<DeviceID>`")
     .option("--instance <id>", "MQTT instance", "mqtt-local")
-    .action((o) => {
+    .action(async (o) => {
+      const { mqttPassword, mqttUsername } = await import("./signatures.ts");
       const k = signatureKey(o);
       const r = {
         username: mqttUsername(k.id, o.instance),
@@ -170,7 +172,8 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
     });
   keyOpts(sig.command("amqp").description("username and (timestamped) password"))
     .option("--instance <id>", "AMQP instance", "amqp-local")
-    .action((o) => {
+    .action(async (o) => {
+      const { amqpClientPassword, amqpClientUsername } = await import("./signatures.ts");
       const k = signatureKey(o);
       const r = { username: amqpClientUsername(o.instance, k.id), password: amqpClientPassword(k.secret) };
       io.out(o.json ? JSON.stringify(r) : `username: ${r.username}\npassword: ${r.password}`);

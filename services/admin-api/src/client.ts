@@ -165,10 +165,9 @@ export class AdminClient {
   // ---- access keys ----
   /** Create an AccessKey for a user, or for the account itself without a user. */
   createAccessKey(userName?: string) {
-    return this.request<WriteResult & { accessKeyId: string; accessKeySecret: string; status: string; userName?: string }>(
-      "POST",
-      userName === undefined ? "/v1/access-keys" : `/v1/users/${seg(userName)}/access-keys`,
-    );
+    return this.request<
+      WriteResult & { accessKeyId: string; accessKeySecret: string; status: string; userName?: string }
+    >("POST", userName === undefined ? "/v1/access-keys" : `/v1/users/${seg(userName)}/access-keys`);
   }
   /** AccessKeys of a user, or of the account itself. */
   listAccessKeys(userName?: string) {
