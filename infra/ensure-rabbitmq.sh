@@ -2,7 +2,8 @@
 # Make sure rabbitmq-server is installed and that a broker listens on
 # 127.0.0.1:$RABBITMQ_PORT (default 5672; default user guest/guest, which
 # RabbitMQ allows from loopback only). Does nothing if something already listens
-# there. Also installs mosquitto-clients (mosquitto_pub/sub) for the e2e tests.
+# there. Also installs mosquitto-clients (mosquitto_pub/sub) for the e2e tests
+# and amqp-tools (amqp-publish/consume) for the demo.
 # Idempotent.
 #
 # Env: RABBITMQ_PORT (5672); RABBITMQ_NODENAME and the other RABBITMQ_* variables
@@ -16,6 +17,8 @@ port="${RABBITMQ_PORT:-5672}"
 budget=60
 
 apt_install_if_missing mosquitto_pub mosquitto-clients
+# amqp-publish/amqp-consume: the AMQP clients of the `serve --demo` printout.
+apt_install_if_missing amqp-publish amqp-tools
 apt_install_if_missing rabbitmq-server rabbitmq-server
 
 if port_open "$host" "$port"; then
