@@ -27,7 +27,7 @@ export const DATA_DIR_FILES = Object.freeze({
 });
 
 /** Snapshot interval of the data-dir snapshots (events). */
-export const DEFAULT_SNAPSHOT_EVERY = 50_000;
+export const DEFAULT_SNAPSHOT_EVERY = 25_000;
 
 /** What {@link openAuditDataDir} opened. */
 export interface AuditDataDir {

@@ -33,7 +33,7 @@ import { MemorySnapshotStore } from "../src/snapshots.ts";
 import { SqliteDecisionStore } from "../src/sqlite-decision-store.ts";
 import { stateView } from "../src/state-view.ts";
 
-const TIME_LIMIT = 5_000;
+const TIME_LIMIT = 3_000;
 const TEST_TIMEOUT = 40_000;
 const runs = new Map<string, { runs: number; ms: number; interrupted: boolean }>();
 
