@@ -4,6 +4,7 @@
  * RAM authorization of admin calls, signature failures, every error class,
  * concurrent admins, "revocation confirmed", restart keeping all state.
  */
+import { readFileSync } from "node:fs";
 import { AdminApiError, type AdminClient, signRequest } from "@portcullis/admin-api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Serve, startServe } from "./helpers/serve.ts";
@@ -585,6 +586,27 @@ describe("admin API: revocation confirmed, health, metrics, OpenAPI", () => {
       const res = await fetch(new URL(url, gw.adminUrl), { method: m.toUpperCase() });
       expect([`${m} ${p}`, res.status]).toEqual([`${m} ${p}`, 401]);
     }
+  });
+});
+
+describe("logs", () => {
+  it("carry every admin request but no secret and no signature", async () => {
+    await root.createUser("u-log");
+    const k = await root.createAccessKey("u-log");
+    await gw.client(k).whoami();
+    // The last request's id appears in the log once it is written.
+    const last = await failure(root.getUser("u-log-nobody"));
+    const requestId = String(last.body.requestId);
+    let log = "";
+    for (let i = 0; i < 100 && !log.includes(requestId); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      log = readFileSync(gw.logFile, "utf8");
+    }
+    expect(log).toContain(requestId);
+    expect(log).toMatch(/"route":"\/v1\/users\/:userName\/access-keys".*"status":201/);
+    expect(log).not.toContain(k.accessKeySecret);
+    expect(log).not.toContain(gw.root.accessKeySecret);
+    expect(log).not.toMatch(/Signature=[0-9a-f]{64}/);
   });
 });
 

@@ -28,7 +28,7 @@ import {
   validatePolicy,
 } from "@portcullis/policy";
 import type { Account, PrincipalRef, State, User } from "@portcullis/projection";
-import type { z } from "zod";
+import { z } from "zod";
 import type { Command } from "./decide/commands.ts";
 import { CommandRejected, notFound } from "./decide/errors.ts";
 import { newAccessKeyId, newAccessKeySecret, newGroupId, newUserId } from "./ids.ts";
@@ -297,7 +297,7 @@ export function routes(
     summary: "List the account's RAM users",
     tag: "users",
     actions: ["ram:ListUsers"],
-    response: S.userView.array(),
+    response: z.object({ users: S.userView.array() }),
     read: (c) => {
       c.authorize("ram:ListUsers", userArn(c, "*"));
       return {
@@ -433,7 +433,7 @@ export function routes(
     tag: "access keys",
     actions: ["ram:ListAccessKeys"],
     params: S.userParams,
-    response: S.accessKeyView.array(),
+    response: z.object({ accessKeys: S.accessKeyView.array() }),
     read: (c: Call<z.infer<typeof S.userParams>>) => {
       c.authorize("ram:ListAccessKeys", userArn(c, c.params.userName));
       const u = mustUser(c.account, c.params.userName);
@@ -463,7 +463,7 @@ export function routes(
     summary: "The account's own AccessKeys (root only)",
     tag: "access keys",
     actions: ["ram:ListAccessKeys"],
-    response: S.accessKeyView.array(),
+    response: z.object({ accessKeys: S.accessKeyView.array() }),
     read: (c) => {
       c.requireRoot("ram:ListAccessKeys", rootArn(c), "only the account itself may list its own access keys");
       return {
@@ -538,7 +538,7 @@ export function routes(
     summary: "List the account's groups",
     tag: "groups",
     actions: ["ram:ListGroups"],
-    response: S.groupView.array(),
+    response: z.object({ groups: S.groupView.array() }),
     read: (c) => {
       c.authorize("ram:ListGroups", groupArn(c, "*"));
       return {
@@ -624,7 +624,7 @@ export function routes(
     actions: ["ram:CreatePolicy"],
     query: S.writeQuery,
     body: S.createPolicyBody,
-    response: S.writeResult.extend(S.policyView.shape),
+    response: S.writeResult.extend(S.policyView.shape).extend({ warnings: S.issueView.array().optional() }),
     status: 201,
     plan: (c: Call<unknown, unknown, z.infer<typeof S.createPolicyBody>>) => ({
       checks: [{ action: "ram:CreatePolicy", resource: policyArn(c, c.body.policyName) }],
@@ -645,7 +645,7 @@ export function routes(
     tag: "policies",
     actions: ["ram:ListPolicies"],
     query: S.listPoliciesQuery,
-    response: S.policyView.array(),
+    response: z.object({ policies: S.policyView.array() }),
     read: (c: Call<unknown, z.infer<typeof S.listPoliciesQuery>>) => {
       c.authorize("ram:ListPolicies", policyArn(c, "*"));
       const names = [
@@ -677,7 +677,7 @@ export function routes(
     tag: "policies",
     actions: ["ram:ListEntitiesForPolicy"],
     params: S.policyParams,
-    response: S.writeResult.pick({}),
+    response: z.object({ users: z.array(z.string()), groups: z.array(z.string()) }),
     read: (c: Call<z.infer<typeof S.policyParams>>) => {
       c.authorize("ram:ListEntitiesForPolicy", policyArn(c, c.params.policyName));
       const view = policyView(c.account, c.params.policyName);
@@ -704,7 +704,9 @@ export function routes(
     params: S.policyParams,
     query: S.writeQuery,
     body: S.createPolicyVersionBody,
-    response: S.writeResult.extend(S.policyView.shape),
+    response: S.writeResult
+      .extend(S.policyView.shape)
+      .extend({ versionId: S.versionId, warnings: S.issueView.array().optional() }),
     status: 201,
     plan: (c: Call<z.infer<typeof S.policyParams>, unknown, z.infer<typeof S.createPolicyVersionBody>>) => ({
       checks: [{ action: "ram:CreatePolicyVersion", resource: policyArn(c, c.params.policyName) }],
@@ -891,7 +893,13 @@ export function routes(
       tag: "attachments",
       actions: [`ram:ListPoliciesFor${K}`],
       params: kind === "user" ? S.userParams : S.groupParams,
-      response: S.attachedPolicyView.array(),
+      response: z.object({
+        policies: S.attachedPolicyView.array(),
+        viaGroups: z
+          .array(z.object({ groupName: z.string(), policies: S.attachedPolicyView.array() }))
+          .optional()
+          .describe("users only: policies reaching the user through its groups"),
+      }),
       read: (c: Call<Record<string, string>>) => {
         c.authorize(`ram:ListPoliciesFor${K}`, targetArn(c));
         if (kind === "group") return { policies: attachedView(mustGroup(c.account, nameOf(c)).policies) };
@@ -936,7 +944,7 @@ export function routes(
     tag: "mqtt",
     actions: ["mq:ListTopic"],
     params: S.instanceParams,
-    response: S.parentTopic.array(),
+    response: z.object({ instanceId: S.instanceId, topics: S.parentTopic.array() }),
     read: (c: Call<z.infer<typeof S.instanceParams>>) => {
       c.authorize("mq:ListTopic", mqTopicArn(scope(c), c.params.instanceId, "*"));
       return {
@@ -998,7 +1006,7 @@ export function routes(
     tag: "mqtt",
     actions: ["mq:ListGroupId"],
     params: S.instanceParams,
-    response: S.groupIdView.array(),
+    response: z.object({ groupIds: S.groupIdView.array() }),
     read: (c: Call<z.infer<typeof S.instanceParams>>) => {
       c.authorize("mq:ListGroupId", mqGroupIdArn(scope(c), c.params.instanceId, "*"));
       const me = c.caller.principal;
@@ -1101,7 +1109,7 @@ export function routes(
     tag: "console grants",
     actions: ["mq:ListConsoleGrant"],
     params: S.userParams,
-    response: S.consoleGrantView.array(),
+    response: z.object({ consoleGrants: S.consoleGrantView.array() }),
     read: (c: Call<z.infer<typeof S.userParams>>) => {
       c.authorize("mq:ListConsoleGrant", `acs:mq:${c.region}:${c.accountId}:topic/*`);
       return { consoleGrants: grantsView(mustUser(c.account, c.params.userName)) };
@@ -1118,7 +1126,7 @@ export function routes(
     tag: "simulate",
     actions: ["ram:SimulatePolicy"],
     body: S.simulateBody,
-    response: S.decisionView.extend({ position: S.writeResult.shape.position }),
+    response: S.decisionView.extend({ position: S.writeResult.shape.position, principal: S.principalView }),
     read: async (c: Call<unknown, unknown, z.infer<typeof S.simulateBody>>) => {
       const b = c.body;
       c.authorize(

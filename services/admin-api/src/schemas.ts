@@ -163,7 +163,8 @@ export const groupIdParams = z.object({ instanceId, groupId }).strict();
 
 // ---- responses (documentation) ----
 
-const principalView = z.object({
+/** A principal in answers. */
+export const principalView = z.object({
   kind: z.enum(["root", "user"]),
   accountId: z.string(),
   userName: z.string().optional(),
@@ -182,6 +183,8 @@ const enforcement = z
     ),
   })
   .describe("present when the write asked to wait until enforced");
+/** A policy validation warning (unknown action of a known service …). */
+export const issueView = z.object({ path: z.string(), code: z.string(), message: z.string() });
 /** Fields every write response has. */
 export const writeResult = z.object({
   position: z.number().int().describe("log position of the write (the current head when nothing changed)"),
