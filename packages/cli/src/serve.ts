@@ -15,6 +15,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, wri
 import { createServer, Socket } from "node:net";
 import { join, resolve } from "node:path";
 import { bootstrapAccount, startAdminApi } from "@portcullis/admin-api";
+import { startAmqpEdge } from "@portcullis/amqp-edge";
 import { SqliteEventStore } from "@portcullis/event-store";
 import { parseMasterKey, SecretBox } from "@portcullis/events";
 import {
@@ -23,6 +24,7 @@ import {
   InProcessPositionBoard,
   LiveProjection,
 } from "@portcullis/feed";
+import { startMqttEdge } from "@portcullis/mqtt-edge";
 import pino, { type Logger } from "pino";
 import { Registry } from "prom-client";
 import { seedDemo } from "./demo.ts";
@@ -180,23 +182,14 @@ interface StartedEdges {
   notes: string[];
 }
 
-type EdgeStarter = (opts: Record<string, unknown>) => Promise<{ port: number; close(): Promise<void> }>;
-
-async function edgeStarter(pkg: "@portcullis/mqtt-edge" | "@portcullis/amqp-edge", name: string) {
-  const mod = (await import(pkg)) as Record<string, unknown>;
-  return typeof mod[name] === "function" ? (mod[name] as EdgeStarter) : undefined;
-}
-
 /** The MQTT edge (services/mqtt-edge `startMqttEdge`), attached to the position board. */
 export async function startMqtt(
   ctx: EdgeContext,
   o: { port?: number; instanceId: string },
 ): Promise<RunningEdge | string> {
-  const start = await edgeStarter("@portcullis/mqtt-edge", "startMqttEdge");
-  if (!start) return "MQTT edge: not available (@portcullis/mqtt-edge does not export startMqttEdge yet)";
   const edgeId = "mqtt-1";
   const r = await onFreePort("MQTT edge", ctx.host, o.port, DEFAULT_PORTS.mqtt, (port) =>
-    start({
+    startMqttEdge({
       feed: ctx.feed,
       credentials: ctx.credentials,
       host: ctx.host,
@@ -214,7 +207,7 @@ export async function startMqtt(
     kind: "mqtt",
     edgeId,
     host: ctx.host,
-    port: r.value.port || r.port,
+    port: r.value.port,
     close: async () => {
       detach();
       await r.value.close();
@@ -227,14 +220,11 @@ export async function startAmqp(
   ctx: EdgeContext,
   o: { port?: number; instanceId: string; upstream: string },
 ): Promise<RunningEdge | string> {
-  const start = await edgeStarter("@portcullis/amqp-edge", "startAmqpEdge");
-  // TODO(lead): remove this branch once @portcullis/amqp-edge exports startAmqpEdge.
-  if (!start) return "AMQP edge: not available (@portcullis/amqp-edge does not export startAmqpEdge yet)";
   if (!(await reachable(o.upstream)))
     return `AMQP edge: off (upstream ${o.upstream.replace(/\/\/[^@]*@/, "//")} is not reachable; pass --amqp-upstream URL)`;
   const edgeId = "amqp-1";
   const r = await onFreePort("AMQP edge", ctx.host, o.port, DEFAULT_PORTS.amqp, (port) =>
-    start({
+    startAmqpEdge({
       feed: ctx.feed,
       credentials: ctx.credentials,
       host: ctx.host,
@@ -253,7 +243,7 @@ export async function startAmqp(
     kind: "amqp",
     edgeId,
     host: ctx.host,
-    port: r.value.port || r.port,
+    port: r.value.port,
     close: async () => {
       detach();
       await r.value.close();

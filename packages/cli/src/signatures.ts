@@ -6,20 +6,19 @@
  * - AMQP (SPEC §4.2): username `Base64("0:<instanceId>:<AccessKeyId>")`, password
  *   `Base64(UPPER_HEX(HMAC-SHA1(key=timestampMillis, data=AccessKeySecret)) + ":" + timestampMillis)`.
  */
-import { createHmac } from "node:crypto";
+import { amqpPassword, amqpUsername } from "@portcullis/amqp-edge";
 import { mqttPassword, mqttUsername } from "@portcullis/mqtt-edge";
 
 export { mqttPassword, mqttUsername };
 
 /** The AMQP username of an AccessKey for an instance. */
 export function amqpClientUsername(instanceId: string, accessKeyId: string): string {
-  return Buffer.from(`0:${instanceId}:${accessKeyId}`, "utf8").toString("base64");
+  return amqpUsername(instanceId, accessKeyId);
 }
 
 /** The AMQP password of an AccessKey secret at `timestampMs` (valid within the edge's clock-skew bound). */
 export function amqpClientPassword(secret: string, timestampMs: number = Date.now()): string {
-  const sig = createHmac("sha1", String(timestampMs)).update(secret, "utf8").digest("hex").toUpperCase();
-  return Buffer.from(`${sig}:${timestampMs}`, "utf8").toString("base64");
+  return amqpPassword(secret, timestampMs);
 }
 
 /** Quote a value for a POSIX shell. */
