@@ -23,6 +23,7 @@ let api: AdminApi;
 let feed: LiveProjection;
 let root: AdminClient;
 let acct: string;
+let rootCreds: { accessKeyId: string; accessKeySecret: string };
 const seen = new Set<string>();
 
 /** Call, then check the answer against the documented response schema of `operationId`. */
@@ -48,7 +49,8 @@ beforeAll(async () => {
     board: new InProcessPositionBoard(),
     logger: pino({ level: "silent" }),
   });
-  root = new AdminClient({ endpoint: api.url, ...acctInfo });
+  rootCreds = { accessKeyId: acctInfo.accessKeyId, accessKeySecret: acctInfo.accessKeySecret };
+  root = new AdminClient({ endpoint: api.url, ...rootCreds });
 });
 afterAll(async () => {
   await api?.close();
@@ -132,5 +134,57 @@ describe("admin API in process: every operation answers what /openapi.json says"
     expect(JSON.stringify(created)).not.toContain(key.accessKeySecret);
     expect((created.data as { secret: { alg: string } }).secret.alg).toBe("AES-256-GCM");
     expect(created.actor).toMatchObject({ kind: "root", accountId: acct });
+  });
+
+  it("no cross-account access: another account's root cannot see or touch this account's keys and users", async () => {
+    await root.createUser("dave");
+    const key = await root.createAccessKey("dave");
+    const other = await bootstrapAccount(store, box, { alias: "other" });
+    const them = new AdminClient({ endpoint: api.url, ...other });
+    // Its feed has applied the new account once whoami answers with it.
+    for (let i = 0; i < 100; i++) {
+      const ok = await them.whoami().then(
+        () => true,
+        () => false,
+      );
+      if (ok) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect((await them.whoami()).accountId).toBe(other.accountId);
+    expect((await them.listUsers()).users).toEqual([]);
+    const status = async (p: Promise<unknown>) =>
+      ((await p.catch((e: unknown) => e)) as AdminApiError).status;
+    expect(await status(them.deleteAccessKey(key.accessKeyId))).toBe(404);
+    expect(await status(them.setAccessKeyStatus(key.accessKeyId, "Inactive"))).toBe(404);
+    expect(await status(them.getUser("dave"))).toBe(404);
+    const d = await them.simulate({
+      principal: { kind: "root" },
+      action: "ram:DeleteUser",
+      resource: `acs:ram:*:${acct}:user/dave`,
+    });
+    expect(d).toMatchObject({ decision: "ImplicitDeny", reason: "cross-account" });
+    expect((await root.getUser("dave")).accessKeys).toEqual([expect.objectContaining({ status: "Active" })]);
+  });
+});
+
+describe("admin API in process: restart", () => {
+  it("a restarted admin plane rebuilds its index from the log: revisions line up, version ids are never reused", async () => {
+    await root.createPolicy("q", doc);
+    await root.createPolicyVersion("q", doc);
+    await root.deletePolicyVersion("q", "v2");
+    await api.close();
+    await feed.close();
+    feed = await LiveProjection.start(store);
+    api = await startAdminApi({
+      store,
+      feed,
+      box,
+      board: new InProcessPositionBoard(),
+      logger: pino({ level: "silent" }),
+    });
+    const again = new AdminClient({ endpoint: api.url, ...rootCreds });
+    const v = await again.createPolicyVersion("q", doc);
+    expect(v.versionId).toBe("v3");
+    expect((await again.createUser("after-restart")).changed).toBe(true);
   });
 });
