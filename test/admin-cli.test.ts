@@ -5,6 +5,7 @@
  */
 import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { main } from "@portcullis/cli";
@@ -201,6 +202,29 @@ describe("portcullis admin (CLI contract)", () => {
       `acs:mq:local:${gw.root.accountId}:topic/mqtt-local/anything`,
     );
     expect(r).toMatchObject({ decision: "Allow", decidingStatements: [{ policy: "AliyunMQSubOnlyAccess" }] });
+  });
+});
+
+describe("portcullis serve: default ports", () => {
+  it("comes up while other brokers hold 1883 and 5672, on the next free ports, and says so", async () => {
+    // Hold 1883 ourselves unless something already does; RabbitMQ holds 5672 for the e2e tier.
+    const holder = createServer();
+    await new Promise<void>((resolve) => {
+      holder.once("error", () => resolve());
+      holder.listen(1883, "127.0.0.1", () => resolve());
+    });
+    try {
+      await using gw2 = await startServe({ defaultPorts: true });
+      expect(gw2.mqtt!.port).not.toBe(1883);
+      expect(gw2.amqp!.port).not.toBe(5672);
+      expect(gw2.output()).toMatch(
+        new RegExp(`MQTT edge\\s+mqtt://127\\.0\\.0\\.1:${gw2.mqtt!.port} .*\\(port 1883 was busy\\)`),
+      );
+      expect(gw2.output()).toMatch(/AMQP edge\s+amqp:\/\/127\.0\.0\.1:\d+ .*\(port 5672 was busy\)/);
+      expect((await gw2.admin.whoami()).accountId).toBe(gw2.root.accountId);
+    } finally {
+      holder.close();
+    }
   });
 });
 

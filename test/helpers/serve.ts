@@ -30,6 +30,8 @@ export interface ServeOptions {
   demo?: boolean;
   /** Default 0 (a free port) for each. */
   adminPort?: number;
+  /** Pass no port flags at all: serve's defaults (8181, 1883, 5672, or the next free ones). */
+  defaultPorts?: boolean;
   mqttPort?: number;
   amqpPort?: number;
   amqpUpstream?: string;
@@ -85,12 +87,16 @@ export async function startServe(opts: ServeOptions = {}): Promise<Serve> {
     "serve",
     "--data-dir",
     dataDir,
-    "--admin-port",
-    String(opts.adminPort ?? 0),
-    "--mqtt-port",
-    String(opts.mqttPort ?? 0),
-    "--amqp-port",
-    String(opts.amqpPort ?? 0),
+    ...(opts.defaultPorts
+      ? []
+      : [
+          "--admin-port",
+          String(opts.adminPort ?? 0),
+          "--mqtt-port",
+          String(opts.mqttPort ?? 0),
+          "--amqp-port",
+          String(opts.amqpPort ?? 0),
+        ]),
     ...(opts.amqpUpstream ? ["--amqp-upstream", opts.amqpUpstream] : []),
     ...(opts.demo ? ["--demo"] : []),
     ...(opts.args ?? []),
