@@ -225,3 +225,39 @@ describe("frame reader", () => {
     expect(Buffer.concat(c.frames.map((f) => f.bytes)).equals(stream)).toBe(true);
   });
 });
+
+describe("codec fuzz (fast-check)", () => {
+  it("decodeMethod throws nothing but CodecError on arbitrary payloads", async () => {
+    const fc = (await import("fast-check")).default;
+    const known = METHOD_SPECS.map((s) => [s.classId, s.methodId] as const);
+    fc.assert(
+      fc.property(fc.constantFrom(...known), fc.uint8Array({ maxLength: 64 }), ([c, m], rest) => {
+        const b = Buffer.concat([Buffer.from([c >> 8, c & 255, m >> 8, m & 255]), Buffer.from(rest)]);
+        try {
+          decodeMethod(b, 0, b.length);
+        } catch (e) {
+          expect(e).toBeInstanceOf(CodecError);
+          expect([501, 502, 503]).toContain((e as CodecError).code);
+        }
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it("the frame reader reports every stream as frames plus at most one 501, whatever the chunking", async () => {
+    const fc = (await import("fast-check")).default;
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 1, max: 50 }), (data, chunk) => {
+        const c = collector();
+        const r = new FrameReader(c.h, 4096);
+        const b = Buffer.from(data);
+        for (let i = 0; i < b.length; i += chunk) r.push(b.subarray(i, i + chunk));
+        expect(c.errors.length).toBeLessThanOrEqual(1);
+        for (const e of c.errors) expect(e.code).toBe(ReplyCode.FRAME_ERROR);
+        const used = c.frames.reduce((n, f) => n + f.bytes.length, 0);
+        expect(b.subarray(0, used).equals(Buffer.concat(c.frames.map((f) => f.bytes)))).toBe(true);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+});
