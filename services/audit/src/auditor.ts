@@ -15,8 +15,18 @@
  * asked; for a range, at its end, else at its start), or `id:<userId>`.
  */
 import type { RecordedEvent } from "@portcullis/events";
-import type { DecidingStatement, Decision, RequestContext } from "@portcullis/policy";
-import { parseArn } from "@portcullis/policy";
+import {
+  type AuthzRequest,
+  type CompiledPolicy,
+  compilePolicy,
+  compileSystemPolicy,
+  type DecidingStatement,
+  type Decision,
+  PolicySet,
+  parseArn,
+  type RequestContext,
+  validatePolicy,
+} from "@portcullis/policy";
 import {
   type Account,
   type PrincipalRef,
@@ -210,8 +220,6 @@ export interface AuditorOptions {
   cacheSize?: number;
 }
 
-const accountOfKey = (key: string) => key.split("/", 1)[0]!;
-
 /** Principal key → ref (`<acct>` or `<acct>/<userId>`). */
 export function principalOfKey(key: string): PrincipalRef | undefined {
   const i = key.indexOf("/");
@@ -275,7 +283,14 @@ export class Auditor {
 
   /** The position (and its time) an {@link At} names. */
   async resolve(at: At, what = "at"): Promise<Point> {
-    return (await this.#projection(parseAt(at, what), what, false)).point;
+    const spec = parseAt(at, what);
+    // A position (or the head) needs one event read; a time needs the replay (kept for the query after).
+    if (spec.kind === "time") return (await this.#projection(spec, what, true)).point;
+    const head = await this.#source.head();
+    if (spec.kind === "head") return this.#point(head);
+    if (spec.position > head)
+      throw new AuditQueryError(`\`${what}\` position ${spec.position} is after the last event (${head})`);
+    return this.#point(spec.position);
   }
 
   /**
@@ -323,8 +338,9 @@ export class Auditor {
 
   /**
    * `who-can`: every principal of the resource's account allowed the request as
-   * of `at`, with the statements that allow each. Users with the same effective
-   * policies, grants and status share one evaluation.
+   * of `at`, with the statements that allow each. Each policy is evaluated once;
+   * only users holding a policy that may allow (or console grants) are decided,
+   * exactly, by the projection.
    */
   async whoCan(q: {
     action: string;
@@ -344,16 +360,20 @@ export class Auditor {
     let examined = 0;
     const users: AllowedPrincipal[] = [];
     if (a) {
-      const bySignature = new Map<string, Decision>();
+      // A user can only be allowed if one of its policies (or its console grants) has a matching
+      // Allow: evaluate each policy once, then decide exactly (uncached) only for those users.
+      const mayAllow = this.#policyFilter(a, { action: q.action, resource: q.resource, context: q.context });
       for (const u of a.users.values()) {
         examined++;
+        if (u.disabled) continue;
+        let candidate = u.consoleGrants.size > 0;
+        if (!candidate) for (const r of u.policies) if (mayAllow(r)) candidate = true;
+        if (!candidate)
+          for (const g of u.groups)
+            for (const r of a.groups.get(g)?.policies ?? []) if (mayAllow(r)) candidate = true;
+        if (!candidate) continue;
         const p: PrincipalRef = { accountId, kind: "user", userId: u.userId };
-        const sig = signature(a, u.userId);
-        let d = bySignature.get(sig);
-        if (!d) {
-          d = projection.authorizeUncached(p, q.action, q.resource, q.context);
-          bySignature.set(sig, d);
-        }
+        const d = projection.authorizeUncached(p, q.action, q.resource, q.context);
         if (d.decision === "Allow")
           users.push({
             principal: principalView(projection, p),
@@ -592,6 +612,41 @@ export class Auditor {
     return result;
   }
 
+  /**
+   * `ref` → may this policy, on its own, allow the request? (Its default version compiled
+   * once, evaluated once.) A document that does not validate counts as "may" (the exact
+   * decision is then left to the projection). Necessary for a user to be allowed: some
+   * matching Allow statement in one of its policies, in a policy without a matching Deny.
+   */
+  #policyFilter(a: Account, req: AuthzRequest): (ref: string) => boolean {
+    const memo = new Map<string, boolean>();
+    const probe = { accountId: a.accountId, kind: "user" as const, name: "who-can" };
+    const opts = this.#popts;
+    return (ref) => {
+      let m = memo.get(ref);
+      if (m !== undefined) return m;
+      const i = ref.indexOf(":");
+      const type = ref.slice(0, i);
+      const name = ref.slice(i + 1);
+      let c: CompiledPolicy | undefined;
+      m = false;
+      if (type === "System") c = compileSystemPolicy(name, opts);
+      else if (type === "Custom") {
+        const pol = a.policies.get(name);
+        const doc = pol?.versions.get(pol.defaultVersion)?.document;
+        if (pol) {
+          const r = validatePolicy(doc, { maxDocumentChars: Number.POSITIVE_INFINITY });
+          if (r.ok)
+            c = compilePolicy(r.document, { name, type: "Custom", version: pol.defaultVersion }, opts);
+          else m = true;
+        }
+      } else m = true; // an unknown kind of reference: let the projection decide
+      if (c) m = new PolicySet(probe, [c], { cacheSize: 0 }).evaluate(req).decision === "Allow";
+      memo.set(ref, m);
+      return m;
+    };
+  }
+
   /** The principal of a range query: resolved at `to`, else at `from`. */
   #rangePrincipal(
     fromP: Projection,
@@ -723,19 +778,3 @@ function comparePrincipals(a: PrincipalDiff, b: PrincipalDiff): number {
   const y = b.principal.userName ?? b.principal.key;
   return x < y ? -1 : x > y ? 1 : 0;
 }
-
-/**
- * Everything a user's decisions depend on besides the request: status, the
- * policies attached to it and its groups, and its console grants. Users with
- * equal signatures in one account at one position decide alike.
- */
-function signature(a: Account, userId: string): string {
-  const u = a.users.get(userId)!;
-  if (u.disabled) return "disabled";
-  const refs = new Set(u.policies);
-  for (const g of u.groups) for (const r of a.groups.get(g)?.policies ?? []) refs.add(r);
-  const grants = [...u.consoleGrants].map(([k, v]) => `${k}\u0000${[...v].sort().join(",")}`).sort();
-  return `${[...refs].sort().join("\u0001")}\u0002${grants.join("\u0001")}`;
-}
-
-export { accountOfKey };
