@@ -228,6 +228,16 @@ describe("portcullis serve: default ports", () => {
   });
 });
 
+describe("portcullis serve: no upstream RabbitMQ", () => {
+  it("comes up without the AMQP edge and says why", async () => {
+    await using gw2 = await startServe({ amqpUpstream: "amqp://guest:guest@127.0.0.1:1" });
+    expect(gw2.amqp).toBeUndefined();
+    expect(gw2.mqtt?.port).toBeGreaterThan(0);
+    expect(gw2.output()).toMatch(/AMQP edge: off \(upstream amqp:\/\/127\.0\.0\.1:1 is not reachable/);
+    expect(gw2.output()).not.toContain("guest:guest");
+  });
+});
+
 describe("portcullis serve --demo", () => {
   it("seeds the demo and prints mosquitto commands that work as printed; revocation stops them", async () => {
     await using demo = await startServe({ demo: true });

@@ -182,37 +182,56 @@ interface StartedEdges {
   notes: string[];
 }
 
+/** The options every edge takes, from the shared context. */
+const edgeOptions = (
+  ctx: EdgeContext,
+  kind: "mqtt" | "amqp",
+  edgeId: string,
+  instanceId: string,
+  port: number,
+) => ({
+  feed: ctx.feed,
+  credentials: ctx.credentials,
+  host: ctx.host,
+  port,
+  region: ctx.region,
+  instanceId,
+  edgeId,
+  logger: ctx.logger.child({ component: `${kind}-edge` }),
+  registry: ctx.registry,
+  onDecision: ctx.onDecision,
+});
+
+/** Attach a started edge to the position board ("revocation confirmed" waits for it). */
+function attached(
+  ctx: EdgeContext,
+  kind: "mqtt" | "amqp",
+  edgeId: string,
+  edge: { port: number; close(): Promise<void> },
+): RunningEdge {
+  const detach = ctx.board.attach(edgeId, kind, ctx.feed);
+  return {
+    kind,
+    edgeId,
+    host: ctx.host,
+    port: edge.port,
+    close: async () => {
+      detach();
+      await edge.close();
+    },
+  };
+}
+
 /** The MQTT edge (services/mqtt-edge `startMqttEdge`), attached to the position board. */
 export async function startMqtt(
   ctx: EdgeContext,
   o: { port?: number; instanceId: string },
-): Promise<RunningEdge | string> {
+): Promise<RunningEdge> {
   const edgeId = "mqtt-1";
   const r = await onFreePort("MQTT edge", ctx.host, o.port, DEFAULT_PORTS.mqtt, (port) =>
-    startMqttEdge({
-      feed: ctx.feed,
-      credentials: ctx.credentials,
-      host: ctx.host,
-      port,
-      region: ctx.region,
-      instanceId: o.instanceId,
-      edgeId,
-      logger: ctx.logger.child({ component: "mqtt-edge" }),
-      registry: ctx.registry,
-      onDecision: ctx.onDecision,
-    }),
+    startMqttEdge(edgeOptions(ctx, "mqtt", edgeId, o.instanceId, port)),
   );
-  const detach = ctx.board.attach(edgeId, "mqtt", ctx.feed);
-  return {
-    kind: "mqtt",
-    edgeId,
-    host: ctx.host,
-    port: r.value.port,
-    close: async () => {
-      detach();
-      await r.value.close();
-    },
-  };
+  return attached(ctx, "mqtt", edgeId, r.value);
 }
 
 /** The AMQP edge (services/amqp-edge `startAmqpEdge`) in front of `upstream`, attached to the board. */
@@ -224,31 +243,9 @@ export async function startAmqp(
     return `AMQP edge: off (upstream ${o.upstream.replace(/\/\/[^@]*@/, "//")} is not reachable; pass --amqp-upstream URL)`;
   const edgeId = "amqp-1";
   const r = await onFreePort("AMQP edge", ctx.host, o.port, DEFAULT_PORTS.amqp, (port) =>
-    startAmqpEdge({
-      feed: ctx.feed,
-      credentials: ctx.credentials,
-      host: ctx.host,
-      port,
-      region: ctx.region,
-      instanceId: o.instanceId,
-      edgeId,
-      upstream: { url: o.upstream },
-      logger: ctx.logger.child({ component: "amqp-edge" }),
-      registry: ctx.registry,
-      onDecision: ctx.onDecision,
-    }),
+    startAmqpEdge({ ...edgeOptions(ctx, "amqp", edgeId, o.instanceId, port), upstream: { url: o.upstream } }),
   );
-  const detach = ctx.board.attach(edgeId, "amqp", ctx.feed);
-  return {
-    kind: "amqp",
-    edgeId,
-    host: ctx.host,
-    port: r.value.port,
-    close: async () => {
-      detach();
-      await r.value.close();
-    },
-  };
+  return attached(ctx, "amqp", edgeId, r.value);
 }
 
 /** Start every edge of the all-in-one; each is started by its own function above. */
