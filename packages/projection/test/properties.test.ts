@@ -12,6 +12,7 @@
  * | (e) an event at or below the current position changes nothing (Affected empty, state and decisions unchanged) | 300 |
  * | (f) after every event, decisions (kind, reason, RAM deciding statements) and AccessKey usability = the independent `HistoryModel` reference (deny-wins; documents in normal and shorthand form) | 300 |
  * | (f′) the same in `union` mode (seed 003: a grant gives whatever RAM does not allow) | 300 |
+ * | (g) incoherent logs (`odd.ts`: every event valid, the sequence senseless): (c) in a random mode, and snapshot → restore = live | 300 |
  *
  * Requests: every principal of the universe × 4–8 random (action, resource,
  * context) combinations. Each property stops after TIME_LIMIT (4 s); the runs
@@ -32,6 +33,7 @@ import {
   type SampleRequest,
 } from "./history.ts";
 import { MemorySource } from "./log.ts";
+import { ODD_KEY_IDS, oddLogArb } from "./odd.ts";
 
 /** Each property stops after this long (the runs done so far count; the summary is printed at the end). */
 const TIME_LIMIT = 4_000;
@@ -132,33 +134,41 @@ describe("projection properties", { timeout: TEST_TIMEOUT }, () => {
     );
   });
 
+  /** After every event: cached = uncached = restored from a snapshot; a changed decision or key is in Affected. */
+  const noStaleDecision = (
+    mode: GrantMode,
+    events: readonly RecordedEvent[],
+    keys: readonly string[],
+    reqs: readonly SampleRequest[],
+  ) => {
+    const p = new Projection({ consoleGrants: mode });
+    for (const e of events) {
+      // Warm the cache, and remember what was decided before the event.
+      const before = reqs.map((r) => ask(p, r));
+      const keysBefore = keys.map((k) => p.resolveAccessKey(k)?.usable);
+      const affected: Affected = p.apply(e);
+      const fresh = Projection.fromSnapshot(p.snapshot(), { consoleGrants: mode });
+      reqs.forEach((r, i) => {
+        const cached = ask(p, r);
+        const uncached = ask(p, r, false);
+        const at = () => `after #${e.position} ${e.type}: ${label(r)}`;
+        expectSame(cached, uncached, () => `cached vs uncached ${at()}`);
+        expectSame(uncached, ask(fresh, r), () => `live vs fresh ${at()}`);
+        if (!same(cached, before[i]!) && !affected.principals.has(principalKey(r.principal)))
+          expect.fail(`decision changed but the principal is not in Affected ${at()}`);
+      });
+      keys.forEach((k, i) => {
+        if (p.resolveAccessKey(k)?.usable !== keysBefore[i] && !affected.accessKeys.has(k))
+          expect.fail(`key ${k} changed but is not in Affected after #${e.position} ${e.type}`);
+      });
+    }
+  };
   const cacheProperty = (mode: GrantMode) => async () => {
     await check(
       `(c) ${mode}`,
-      fc.property(historyArb({ shorthandDocuments: true }), requests, (h, reqs) => {
-        const p = new Projection({ consoleGrants: mode });
-        const keys = h.accessKeyIds;
-        for (const e of h.events) {
-          // Warm the cache, and remember what was decided before the event.
-          const before = reqs.map((r) => ask(p, r));
-          const keysBefore = keys.map((k) => p.resolveAccessKey(k)?.usable);
-          const affected: Affected = p.apply(e);
-          const fresh = Projection.fromSnapshot(p.snapshot(), { consoleGrants: mode });
-          reqs.forEach((r, i) => {
-            const cached = ask(p, r);
-            const uncached = ask(p, r, false);
-            const at = () => `after #${e.position} ${e.type}: ${label(r)}`;
-            expectSame(cached, uncached, () => `cached vs uncached ${at()}`);
-            expectSame(uncached, ask(fresh, r), () => `live vs fresh ${at()}`);
-            if (!same(cached, before[i]!) && !affected.principals.has(principalKey(r.principal)))
-              expect.fail(`decision changed but the principal is not in Affected ${at()}`);
-          });
-          keys.forEach((k, i) => {
-            if (p.resolveAccessKey(k)?.usable !== keysBefore[i] && !affected.accessKeys.has(k))
-              expect.fail(`key ${k} changed but is not in Affected after #${e.position} ${e.type}`);
-          });
-        }
-      }),
+      fc.property(historyArb({ shorthandDocuments: true }), requests, (h, reqs) =>
+        noStaleDecision(mode, h.events, h.accessKeyIds, reqs),
+      ),
       250,
     );
   };
@@ -170,6 +180,24 @@ describe("projection properties", { timeout: TEST_TIMEOUT }, () => {
     "(c) no stale cached decision after any event (union); changed decisions are in Affected",
     cacheProperty("union"),
   );
+
+  it("(g) incoherent logs (valid events a decider never writes): no stale decision, snapshot round trip = live", async () => {
+    await check(
+      "(g)",
+      fc.property(
+        oddLogArb(),
+        requests,
+        fc.constantFrom<GrantMode>("deny-wins", "union"),
+        (events, reqs, mode) => {
+          noStaleDecision(mode, events, ODD_KEY_IDS, reqs);
+          const live = build(events, { consoleGrants: mode });
+          const restored = Projection.fromSnapshot(JSON.parse(json(live)), { consoleGrants: mode });
+          expect(json(restored)).toBe(json(live));
+        },
+      ),
+      300,
+    );
+  });
 
   it("(d) snapshot → restore → apply the rest equals applying everything", async () => {
     const arb = historyArb().chain((h) =>
