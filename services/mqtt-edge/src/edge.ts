@@ -36,10 +36,11 @@ import {
   type ArnScope,
   type DecidingStatement,
   type Decision,
+  getSystemPolicy,
   mqInstanceArn,
   type RequestContext,
 } from "@portcullis/policy";
-import { type Affected, type PrincipalRef, principalKey } from "@portcullis/projection";
+import { type Affected, type PrincipalRef, type Projection, principalKey } from "@portcullis/projection";
 import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from "aedes";
 import pino, { type Logger } from "pino";
 import { Registry } from "prom-client";
@@ -53,7 +54,14 @@ import {
   type TaggedConnection,
 } from "./listeners.ts";
 import { type ConnectResult, EdgeMetrics, RESULT, type Result, STAGE, type Stage } from "./metrics.ts";
-import { SESSION, type Session, SessionRegistry, sessionContexts, type TopicEntry } from "./session.ts";
+import {
+  AllowMemo,
+  SESSION,
+  type Session,
+  SessionRegistry,
+  sessionContexts,
+  type TopicEntry,
+} from "./session.ts";
 import { mqttPassword, parseClientId, parseSignatureUsername, passwordText } from "./signature.ts";
 import { AuthThrottle, type AuthThrottleOptions } from "./throttle.ts";
 
@@ -578,6 +586,7 @@ class EdgeCore implements MqttEdge {
       revoked: false,
       removing: new Set(),
       forwardLog: new Map(),
+      memo: new AllowMemo(),
     };
     const resource = mqInstanceArn(scope, this.instanceId);
     const d = this.#feed.projection.authorize(
@@ -622,53 +631,82 @@ class EdgeCore implements MqttEdge {
   // PUBLISH
 
   #authorizePublish(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
-    const s = client ? internals(client)[SESSION] : undefined;
-    const isWill = client !== null && packet === internals(client).will;
-    const stage: Stage = isWill ? "will" : "publish";
-    const refuse = (why: string) => {
-      if (isWill || !this.#dropRefused || !client) return done(new Error(why));
-      DROPPED.add(packet);
-      done(null);
-    };
-    if (!s) {
+    const s = client ? (client as unknown as ClientInternals)[SESSION] : undefined;
+    if (s === undefined || client === null) {
       // A will of a session this edge does not know (aedes republishing an old broker's wills).
-      this.#metrics.decision(STAGE[stage], RESULT.Refused);
-      refuse("no session");
+      this.#metrics.decision(STAGE.publish, RESULT.Refused);
+      done(new Error("no session"));
       return;
     }
+    const isWill = packet === internals(client).will;
     const topic = packet.topic;
+    // Hot path: a remembered allow (see AllowMemo) for a plain, valid topic.
+    const bit = 1 << ((packet.qos | 0) * 2 + (packet.retain ? 1 : 0));
+    if (!s.revoked && !this.#failClosed && !isWill) {
+      const t = s.topics.get(topic);
+      if (t !== undefined && t.plain === topic && ((s.memo.pub.get(t) ?? 0) & bit) !== 0) {
+        this.#metrics.decisions[STAGE.publish * 4]!++;
+        packet.topic = t.internal;
+        done(null);
+        return;
+      }
+    }
+    const stage: Stage = isWill ? "will" : "publish";
     const bad = invalidTopicName(topic);
     if (bad) {
       this.#refused(stage, s, "mq:PUB", String(topic), bad);
-      refuse(bad);
+      this.#refusePublish(packet, isWill, bad, done);
       return;
     }
     if (s.revoked || this.#failClosed) {
       const why = s.revoked ? "session revoked" : "fail-closed";
       this.#refused(stage, s, "mq:PUB", topic, why);
-      refuse(why);
+      this.#refusePublish(packet, isWill, why, done);
       return;
     }
     const t = s.topics.get(topic)!;
     if (this.#requireTopics && !this.#parentExists(s, t.parent)) {
       const why = `parent topic \`${t.parent}\` does not exist in instance \`${this.instanceId}\``;
       this.#refused(stage, s, "mq:PUB", t.arn, why);
-      refuse(why);
+      this.#refusePublish(packet, isWill, why, done);
       return;
     }
-    const qos = packet.qos | 0;
-    const ctx = s.messageContexts[qos * 2 + (packet.retain ? 1 : 0)]!;
+    const ctx = s.messageContexts[(packet.qos | 0) * 2 + (packet.retain ? 1 : 0)]!;
     const d = this.#feed.projection.authorize(s.principal, "mq:PUB", t.arn, ctx);
     this.#count(STAGE[stage], d);
     if (d.decision === "Allow") {
       this.#allowed(s, d, ctx);
+      if (!isWill && this.#memoUsable(s)) AllowMemo.remember(s.memo.pub, t, bit);
       // Route (and retain, and queue) it in the account's own namespace.
       packet.topic = t.internal;
       done(null);
       return;
     }
     this.#denied(stage, s, d, ctx);
-    refuse(d.message ?? "publish denied");
+    this.#refusePublish(packet, isWill, d.message ?? "publish denied", done);
+  }
+
+  /** `drop`: acknowledge per QoS and never route; `disconnect` (and wills): an error, which closes / skips. */
+  #refusePublish(
+    packet: PublishPacket,
+    isWill: boolean,
+    why: string,
+    done: (err?: Error | null) => void,
+  ): void {
+    if (isWill || !this.#dropRefused) {
+      done(new Error(why));
+      return;
+    }
+    DROPPED.add(packet);
+    done(null);
+  }
+
+  /** May the allow memo be used for this session now? (Computed once after each clear.) */
+  #memoUsable(s: Session): boolean {
+    if (s.memo.usable === undefined) {
+      s.memo.usable = !this.#opts.logAllows && !referencesCurrentTime(this.#feed.projection, s.principal);
+    }
+    return s.memo.usable;
   }
 
   #parentExists(s: Session, parent: string): boolean {
@@ -772,25 +810,32 @@ class EdgeCore implements MqttEdge {
       this.#metrics.decision(STAGE.deliver, RESULT.Refused);
       return null;
     }
-    if (this.#requireTopics && !this.#parentExists(s, t.parent)) {
-      this.#metrics.decision(STAGE.deliver, RESULT.Refused);
-      return null;
-    }
-    const ctx = s.messageContexts[(packet.qos | 0) * 2 + (packet.retain ? 1 : 0)]!;
-    const d = this.#feed.projection.authorize(s.principal, "mq:SUB", t.arn, ctx);
-    if (d.decision === "Allow") {
-      this.#metrics.decisions[STAGE.deliver * 4]!++;
+    const index = (packet.qos | 0) * 2 + (packet.retain ? 1 : 0);
+    const bit = 1 << index;
+    if (((s.memo.sub.get(t) ?? 0) & bit) === 0) {
+      if (this.#requireTopics && !this.#parentExists(s, t.parent)) {
+        this.#metrics.decision(STAGE.deliver, RESULT.Refused);
+        return null;
+      }
+      const ctx = s.messageContexts[index]!;
+      const d = this.#feed.projection.authorize(s.principal, "mq:SUB", t.arn, ctx);
+      if (d.decision !== "Allow") {
+        this.#count(STAGE.deliver, d);
+        this.#forwardDenied(s, t.plain, d, ctx);
+        return null;
+      }
       if (this.#opts.logAllows) this.#allowed(s, d, ctx);
-      // The client sees its own topic names. (aedes downgrades QoS by looking the topic up in the
-      // client's subscriptions; they are keyed by internal names, so do it here [MQTT-3.8.4-6].)
-      const sub = internals(client).subscriptions[t.internal];
-      if (sub !== undefined && sub.qos < packet.qos) packet.qos = sub.qos as 0 | 1 | 2;
-      packet.topic = t.plain;
-      return packet;
+      if (this.#memoUsable(s)) AllowMemo.remember(s.memo.sub, t, bit);
     }
-    this.#count(STAGE.deliver, d);
-    this.#forwardDenied(s, t.plain, d, ctx);
-    return null;
+    this.#metrics.decisions[STAGE.deliver * 4]!++;
+    // The client sees its own topic names. (aedes downgrades QoS by looking the topic up in the
+    // client's subscriptions; they are keyed by internal names, so do it here [MQTT-3.8.4-6].)
+    if (packet.qos > 0) {
+      const sub = (client as unknown as ClientInternals).subscriptions[t.internal];
+      if (sub !== undefined && sub.qos < packet.qos) packet.qos = sub.qos as 0 | 1 | 2;
+    }
+    packet.topic = t.plain;
+    return packet;
   }
 
   #forwardDenied(s: Session, topic: string, d: Decision, ctx: RequestContext): void {
@@ -829,6 +874,14 @@ class EdgeCore implements MqttEdge {
       }
     }
     if (affected.accessKeys.size > 0) this.#opts.credentials.forget(affected.accessKeys);
+    // INVARIANT (AllowMemo): clear exactly when the projection invalidates the principal, and when
+    // the account's parent topics change.
+    for (const s of check) s.memo.clear();
+    for (const r of affected.resources) {
+      if (!r.startsWith("topic:")) continue;
+      const acct = r.slice(6, r.indexOf("/"));
+      for (const s of this.#sessions.byAccount(acct) ?? []) s.memo.clear();
+    }
     if (check.size === 0) return;
     const decidedAt = now();
     for (const s of check) {
@@ -1040,6 +1093,31 @@ class EdgeCore implements MqttEdge {
       "mqtt denied",
     );
   }
+}
+
+/**
+ * Does any policy that applies to this principal mention `acs:CurrentTime`?
+ * (Conservative: a mention anywhere in a document disables the allow memo.)
+ */
+function referencesCurrentTime(projection: Projection, p: PrincipalRef): boolean {
+  if (p.kind === "root") return false;
+  const a = projection.account(p.accountId);
+  const u = a?.users.get(p.userId);
+  if (!a || !u) return false;
+  const refs = new Set(u.policies);
+  for (const g of u.groups) for (const r of a.groups.get(g)?.policies ?? []) refs.add(r);
+  for (const ref of refs) {
+    const colon = ref.indexOf(":");
+    const type = ref.slice(0, colon);
+    const name = ref.slice(colon + 1);
+    const custom = type === "Custom" ? a.policies.get(name) : undefined;
+    const doc =
+      type === "System"
+        ? getSystemPolicy(name)?.document
+        : custom?.versions.get(custom.defaultVersion)?.document;
+    if (doc === undefined || JSON.stringify(doc).toLowerCase().includes("acs:currenttime")) return true;
+  }
+  return false;
 }
 
 /** Why a PUBLISH topic name is invalid, or undefined ([MQTT-4.7.1-1], [MQTT-4.7.3-1], [MQTT-4.7.3-2]). */

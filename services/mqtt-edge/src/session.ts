@@ -106,25 +106,75 @@ export interface Session {
   readonly removing: Set<string>;
   /** Last log time of a refused delivery per topic (log sampling). */
   readonly forwardLog: Map<string, { at: number; suppressed: number }>;
+  /**
+   * Allowed deliveries (`mq:SUB`) and publishes (`mq:PUB`) remembered per topic, one bit per
+   * message context (see {@link Session.messageContexts}). See {@link AllowMemo}.
+   */
+  readonly memo: AllowMemo;
 }
 
-/** Build the contexts of a session once; every decision reuses them (no allocation per message). */
+/** Entries per memo map before it is cleared (bounds memory). */
+const MEMO_LIMIT = 4_096;
+
+/**
+ * A per-session memo of "allowed" answers on the message path (delivery and
+ * PUBLISH), so the common case costs one map lookup instead of a trip through
+ * the projection (which builds the principal's key string on every call).
+ *
+ * INVARIANT: an allow is remembered only for what it depends on, and the memo is
+ * cleared whenever that can change — exactly when the projection invalidates the
+ * principal (`affected.principals` of an applied event), and when the account's
+ * parent topics change (`topic:` resources). It is never used when the principal's
+ * policies reference `acs:CurrentTime` (such decisions are not stable) or when
+ * allows must be logged. Denials are never remembered: each is decided, counted and
+ * logged. Fail-closed and revoked sessions are checked before the memo.
+ */
+export class AllowMemo {
+  readonly sub = new Map<TopicEntry, number>();
+  readonly pub = new Map<TopicEntry, number>();
+  /** Whether the memo may be used; undefined until computed after a clear. */
+  usable: boolean | undefined;
+
+  /** Forget everything (the principal's permissions or the account's topics changed). */
+  clear(): void {
+    this.sub.clear();
+    this.pub.clear();
+    this.usable = undefined;
+  }
+
+  /** Remember an allow of context `bit` for `t` in `m`. */
+  static remember(m: Map<TopicEntry, number>, t: TopicEntry, bit: number): void {
+    if (m.size >= MEMO_LIMIT) m.clear();
+    m.set(t, (m.get(t) ?? 0) | bit);
+  }
+}
+
+/**
+ * Build the contexts of a session once; every decision reuses them (no
+ * allocation per message). `acs:CurrentTime` is a getter: it reads the clock
+ * (epoch ms, which Date operators accept) only when a statement asks for it.
+ */
 export function sessionContexts(
   info: ConnectionInfo,
   clientId: string,
   groupId: string,
 ): Pick<Session, "connectContext" | "messageContexts" | "subscribeContexts"> {
-  const connectContext = Object.freeze({
-    "acs:SourceIp": info.sourceIp,
-    "acs:SecureTransport": info.secure,
-    "mq:ClientId": clientId,
-    "mq:GroupId": groupId,
-  });
+  const make = (extra: Record<string, number | boolean>): RequestContext => {
+    const ctx: Record<string, unknown> = {
+      "acs:SourceIp": info.sourceIp,
+      "acs:SecureTransport": info.secure,
+      "mq:ClientId": clientId,
+      "mq:GroupId": groupId,
+      ...extra,
+    };
+    Object.defineProperty(ctx, "acs:CurrentTime", { enumerable: true, get: () => Date.now() });
+    return Object.freeze(ctx) as RequestContext;
+  };
+  const connectContext = make({});
   const messageContexts: RequestContext[] = [];
   for (const qos of [0, 1, 2])
-    for (const retain of [false, true])
-      messageContexts.push(Object.freeze({ ...connectContext, "mq:Qos": qos, "mq:Retain": retain }));
-  const subscribeContexts = [0, 1, 2].map((qos) => Object.freeze({ ...connectContext, "mq:Qos": qos }));
+    for (const retain of [false, true]) messageContexts.push(make({ "mq:Qos": qos, "mq:Retain": retain }));
+  const subscribeContexts = [0, 1, 2].map((qos) => make({ "mq:Qos": qos }));
   return { connectContext, messageContexts, subscribeContexts };
 }
 

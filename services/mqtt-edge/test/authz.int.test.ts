@@ -223,6 +223,57 @@ describe("PUBLISH and SUBSCRIBE by rule of SPEC §4.1", () => {
     expect(seen.payloads()).toEqual(["sensor"]);
   });
 
+  test("conditions on the time (`acs:CurrentTime`): the edge supplies the clock", async () => {
+    // Without the clock in the context a positive Date condition is false: this Deny would never apply.
+    const k = await principal(
+      "time",
+      allow("mq:PUB", T("cid/time/*")),
+      deny("mq:PUB", T("cid/time/denied"), {
+        DateGreaterThan: { "acs:CurrentTime": "2000-01-01T00:00:00Z" },
+      }),
+      allow("mq:PUB", T("cid/until"), { DateLessThan: { "acs:CurrentTime": "2999-01-01T00:00:00Z" } }),
+      allow("mq:PUB", T("cid/expired"), { DateLessThan: { "acs:CurrentTime": "2001-01-01T00:00:00Z" } }),
+    );
+    const seen = await watcher("cid/#");
+    const c = await w.connect(url, k, "GID_shared@@@time");
+    await c.publishAsync("cid/time/denied", "denied", { qos: 1 });
+    await c.publishAsync("cid/expired", "expired", { qos: 1 });
+    await c.publishAsync("cid/until", "until", { qos: 1 });
+    await c.publishAsync("cid/time/ok", "ok", { qos: 1 });
+    await seen.waitFor("ok");
+    expect(seen.payloads()).toEqual(["until", "ok"]);
+  });
+
+  test("a time-dependent allow is decided at each delivery, never remembered", async () => {
+    const until = new Date(Date.now() + 700).toISOString();
+    const k = await principal(
+      "expiring",
+      allow("mq:SUB", T("sentinel")),
+      allow("mq:SUB", T("cid/exp/*"), { DateLessThan: { "acs:CurrentTime": until } }),
+    );
+    const c = await w.connect(url, k, "GID_shared@@@expiring");
+    const inbox = new Inbox(c);
+    expect(await subscribe(c, ["cid/exp/#", "sentinel/#"], 1)).toEqual([1, 1]);
+    const pub = await w.connect(url, root, "GID_shared@@@expiring-pub");
+    await pub.publishAsync("cid/exp/x", "early", { qos: 1 });
+    await inbox.waitFor("early");
+    // No event happens; only the clock moves past `until`. Publish until one is refused.
+    let n = 0;
+    await expect
+      .poll(
+        async () => {
+          const tag = `late-${n++}`;
+          await pub.publishAsync("cid/exp/x", tag, { qos: 1 });
+          await pub.publishAsync("sentinel/x", `s-${tag}`, { qos: 1 });
+          await inbox.waitFor(`s-${tag}`);
+          return inbox.payloads().includes(tag);
+        },
+        { timeout: 5_000, interval: 100 },
+      )
+      .toBe(false);
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(until));
+  });
+
   test("no `mq:PUB` at all: refused; with `refusedPublish: disconnect` the connection is closed", async () => {
     const k = await principal("sub-only", allow("mq:SUB", T("a")));
     const strict = await w.edge({ refusedPublish: "disconnect" });

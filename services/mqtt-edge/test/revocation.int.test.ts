@@ -266,6 +266,58 @@ describe.each<[string, (s: Awaited<ReturnType<typeof subscriber>>, gid: string) 
   });
 });
 
+describe("narrowing a live subscription", () => {
+  test("a deny on some topics under a still-allowed filter stops those deliveries at once", async () => {
+    const s = await subscriber();
+    await w.attach(s.feed, { user: s.userId });
+    const clientId = `GID_shared@@@${s.userId}-n`;
+    const c = await w.connect(url, s, clientId);
+    const inbox = new Inbox(c);
+    await c.subscribeAsync(["a/#", "sentinel/#"], { qos: 1 });
+    await publisher.publishAsync("a/secret/x", "secret-before", { qos: 1 });
+    await publishThenBarrier(inbox, "public-before");
+    expect(inbox.payloads()).toContain("secret-before");
+    const d = unique("deny-");
+    await w.policy(d, doc({ Effect: "Deny", Action: "mq:SUB", Resource: T("a/secret/*") }));
+    await w.attach(d, { user: s.userId });
+    // The filter `a/#` itself is still allowed: the subscription stays, the secret topic does not.
+    expect(filtersOf(clientId)).toEqual(["a/#", "sentinel/#"]);
+    await publisher.publishAsync("a/secret/x", "secret-after", { qos: 1 });
+    await publishThenBarrier(inbox, "public-after");
+    expect(inbox.payloads()).toContain("public-after");
+    expect(inbox.payloads()).not.toContain("secret-after");
+  });
+});
+
+describe("publish permission", () => {
+  test("a publisher that was allowed (and remembered) is refused after the revocation", async () => {
+    const k = await w.userWithKey(unique("pub-"));
+    const p = unique("pubpol-");
+    await w.policy(
+      p,
+      doc(
+        { Effect: "Allow", Action: "mq:MqttInstanceAccess", Resource: "acs:mq:*:*:instance/mqtt-local" },
+        { Effect: "Allow", Action: "mq:PUB", Resource: [T("a"), T("sentinel")] },
+      ),
+    );
+    await w.attach(p, { user: k.userId });
+    const c = await w.connect(url, k, `GID_shared@@@${k.userId}`);
+    const watch = await w.connect(url, root, unique("GID_shared@@@pw-"));
+    const inbox = new Inbox(watch);
+    await watch.subscribeAsync(["a/#", "sentinel/#"], { qos: 1 });
+    for (let i = 0; i < 3; i++) await c.publishAsync("a/x", `allowed-${i}`, { qos: 1 });
+    await inbox.waitFor("allowed-2");
+    const d = unique("deny-");
+    await w.policy(d, doc({ Effect: "Deny", Action: "mq:PUB", Resource: T("a/*") }));
+    await w.attach(d, { user: k.userId });
+    await c.publishAsync("a/x", "after-deny", { qos: 1 }); // acknowledged, dropped
+    await c.publishAsync("sentinel/x", "pub-barrier", { qos: 1 });
+    await inbox.waitFor("pub-barrier");
+    expect(inbox.payloads()).not.toContain("after-deny");
+    expect(c.connected).toBe(true);
+  });
+});
+
 describe("persistent sessions", () => {
   test("queued QoS 1 messages of a revoked subscription are not delivered on reconnect, nor the subscription restored", async () => {
     const s = await subscriber();
