@@ -1,8 +1,18 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { DecisionRecord } from "@portcullis/feed";
+import fc from "fast-check";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { DecisionLog, type DecisionWriter, MemoryDecisionStore, parseAllowLogging } from "./decision-log.ts";
-import { SqliteDecisionStore } from "./sqlite-decision-store.ts";
+import {
+  DecisionLog,
+  type DecisionWriter,
+  encodeDecisionRecord,
+  MemoryDecisionStore,
+  parseAllowLogging,
+} from "./decision-log.ts";
+import { SqliteDecisionStore, WorkerSqliteDecisionWriter } from "./sqlite-decision-store.ts";
 
 const ACCT = "1111111111111111";
 
@@ -179,5 +189,79 @@ describe("SqliteDecisionStore", () => {
     expect(() => SqliteDecisionStore.open("/nonexistent/decisions.db", { readonly: true })).toThrow(
       "cannot open the decision log `/nonexistent/decisions.db`",
     );
+  });
+});
+
+describe("encodeDecisionRecord", () => {
+  it("gives the same JSON value as JSON.stringify, with shared parts reused", () => {
+    const text = fc.string({ unit: "grapheme", maxLength: 20 });
+    const scalar = fc.oneof(text, fc.integer(), fc.boolean());
+    const statement = fc.record({
+      policy: text,
+      policyType: fc.constantFrom("System", "Custom", "ConsoleGrant"),
+      version: text,
+      statement: fc.nat(),
+      effect: fc.constantFrom("Allow", "Deny"),
+    });
+    const record = fc.record(
+      {
+        time: text,
+        edgeId: text,
+        protocol: fc.constantFrom("mqtt", "amqp", "admin"),
+        principal: text,
+        action: text,
+        resource: text,
+        context: fc.dictionary(text, fc.oneof(scalar, fc.array(scalar, { maxLength: 3 }))),
+        decision: fc.constantFrom("Allow", "ExplicitDeny", "ImplicitDeny"),
+        decidingStatements: fc.array(statement, { maxLength: 3 }),
+        position: fc.nat(),
+        clientId: text,
+      },
+      {
+        requiredKeys: [
+          "time",
+          "edgeId",
+          "protocol",
+          "principal",
+          "action",
+          "resource",
+          "decision",
+          "decidingStatements",
+          "position",
+        ],
+      },
+    );
+    fc.assert(
+      fc.property(record, (r) => {
+        const rec = r as DecisionRecord;
+        expect(JSON.parse(encodeDecisionRecord(rec))).toEqual(JSON.parse(JSON.stringify(rec)));
+        // Again, now from the per-object cache.
+        expect(JSON.parse(encodeDecisionRecord(rec))).toEqual(JSON.parse(JSON.stringify(rec)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("WorkerSqliteDecisionWriter", () => {
+  it("writes batches from a worker thread into the same layout the reader reads", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "decisions-worker-"));
+    try {
+      const file = join(dir, "decisions.db");
+      const writer = WorkerSqliteDecisionWriter.open(file);
+      const log = new DecisionLog({ writer, allows: "all", batchSize: 100 });
+      const all = [...Array(1_000).keys()].map((i) => rec(i, i % 4 ? "Allow" : "ExplicitDeny"));
+      for (const r of all) log.sink(r);
+      await log.close(); // flushes, then closes the writer thread
+      expect(log.stats()).toMatchObject({ written: 1_000, writeErrors: 0 });
+      await expect(writer.write([rec(1)])).rejects.toThrow("is closed");
+      const reader = SqliteDecisionStore.open(file, { readonly: true });
+      const got: DecisionRecord[] = [];
+      for await (const x of reader.read()) got.push(x.record);
+      reader.close();
+      expect(got).toEqual(all);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -395,3 +395,34 @@ export function matches(r: DecisionRecord, range: TimeRange, accountId: string |
   if (!(t >= range.fromMs && t <= range.toMs)) return false;
   return accountId === undefined || principalAccount(r.principal) === accountId;
 }
+
+// One JSON text per shared object: edges reuse a session's context objects and the
+// projection's frozen deciding-statement lists, so most of a record is encoded once.
+const encodedParts = new WeakMap<object, string>();
+function encodedOnce(o: object): string {
+  let s = encodedParts.get(o);
+  if (s === undefined) {
+    s = JSON.stringify(o);
+    encodedParts.set(o, s);
+  }
+  return s;
+}
+
+/**
+ * The JSON text of a record, as `JSON.stringify` would give it (same fields,
+ * same values). The `context` and `decidingStatements` objects are encoded once
+ * per object and reused: INVARIANT: callers never mutate them after logging
+ * (the DecisionSink contract), so the cached text stays right.
+ */
+export function encodeDecisionRecord(r: DecisionRecord): string {
+  const q = JSON.stringify;
+  let s = `{"time":${q(r.time)},"edgeId":${q(r.edgeId)},"protocol":${q(r.protocol)},"principal":${q(
+    r.principal,
+  )},"action":${q(r.action)},"resource":${q(r.resource)}`;
+  if (r.context !== undefined) s += `,"context":${encodedOnce(r.context)}`;
+  s += `,"decision":${q(r.decision)},"decidingStatements":${encodedOnce(r.decidingStatements)},"position":${q(
+    r.position,
+  )}`;
+  if (r.clientId !== undefined) s += `,"clientId":${q(r.clientId)}`;
+  return `${s}}`;
+}

@@ -36,6 +36,7 @@ import {
   type DecisionReader,
   type DecisionReadOptions,
   type DecisionWriter,
+  encodeDecisionRecord,
   type LoggedDecision,
   matches,
   timeRange,
@@ -144,7 +145,7 @@ export class JetStreamDecisionStore implements DecisionWriter, DecisionReader {
     let part: string[] = [];
     let size = 2;
     for (const r of batch) {
-      const json = JSON.stringify(r);
+      const json = encodeDecisionRecord(r);
       if (part.length > 0 && size + json.length + 1 > this.#maxBytes) {
         bodies.push(encoder.encode(`[${part.join(",")}]`));
         part = [];

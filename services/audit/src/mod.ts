@@ -40,7 +40,7 @@ export type {
   DecisionWriter,
   LoggedDecision,
 } from "./decision-log.ts";
-export { DecisionLog, MemoryDecisionStore, parseAllowLogging } from "./decision-log.ts";
+export { DecisionLog, encodeDecisionRecord, MemoryDecisionStore, parseAllowLogging } from "./decision-log.ts";
 export type { AuditAction, AuditAuthorize, AuditCaller, AuditRoutesOptions } from "./http.ts";
 export { AUDIT_ACTIONS, auditResourceArn, auditRoutes, timeOfAt } from "./http.ts";
 export type { JetStreamDecisionStoreOptions } from "./jetstream-decision-store.ts";
@@ -50,7 +50,11 @@ export { namedProbes } from "./probes.ts";
 export type { LogSource, SnapshotMeta, SnapshotStore, UpdateSnapshotsOptions } from "./snapshots.ts";
 export { MemorySnapshotStore, Snapshots, SqliteSnapshotStore } from "./snapshots.ts";
 export type { SqliteDecisionStoreOptions } from "./sqlite-decision-store.ts";
-export { DecisionStoreError, SqliteDecisionStore } from "./sqlite-decision-store.ts";
+export {
+  DecisionStoreError,
+  SqliteDecisionStore,
+  WorkerSqliteDecisionWriter,
+} from "./sqlite-decision-store.ts";
 export type {
   AccessKeyView,
   AccountView,

@@ -13,12 +13,15 @@
  * pass `synchronous: "full"` to fsync every batch. Other processes (the
  * `portcullis audit` CLI) read the file while the gateway writes it.
  */
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
 import type { DecisionRecord } from "@portcullis/feed";
 import Database from "better-sqlite3";
 import {
   type DecisionReader,
   type DecisionReadOptions,
   type DecisionWriter,
+  encodeDecisionRecord,
   type LoggedDecision,
   principalAccount,
   timeRange,
@@ -81,7 +84,7 @@ export class SqliteDecisionStore implements DecisionWriter, DecisionReader {
             principalAccount(r.principal),
             r.position,
             r.decision,
-            JSON.stringify(r),
+            encodeDecisionRecord(r),
           );
         }
       });
@@ -173,5 +176,128 @@ export class SqliteDecisionStore implements DecisionWriter, DecisionReader {
     if (this.#closed) return;
     this.#closed = true;
     this.#db.close();
+  }
+}
+
+/** The worker's program (CommonJS, evaluated): inserts each batch in one transaction. */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const Database = require(workerData.driver);
+const db = new Database(workerData.path);
+db.pragma("journal_mode = WAL");
+db.pragma("synchronous = " + workerData.synchronous);
+const insert = db.prepare(
+  "INSERT INTO decisions (time_ms, account_id, position, decision, record) VALUES (?, ?, ?, ?, ?)",
+);
+const tx = db.transaction((rows) => {
+  for (const r of rows) insert.run(r[0], r[1], r[2], r[3], r[4]);
+});
+parentPort.on("message", (m) => {
+  if (m.close) {
+    db.close();
+    parentPort.postMessage({ closed: true });
+    return;
+  }
+  try {
+    tx(m.rows);
+    parentPort.postMessage({ id: m.id });
+  } catch (e) {
+    parentPort.postMessage({ id: m.id, error: String((e && e.message) || e) });
+  }
+});
+`;
+
+/**
+ * The SQLite decision log written from a worker thread: the message path's
+ * thread only encodes each record (see `encodeDecisionRecord`) and posts the
+ * batch; the inserts and the commit (and its fsync with `synchronous: "full"`)
+ * happen in the worker. Same file layout as {@link SqliteDecisionStore}, which
+ * reads it.
+ */
+export class WorkerSqliteDecisionWriter implements DecisionWriter {
+  readonly path: string;
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  #next = 0;
+  #closed = false;
+  #exited: Promise<void>;
+
+  private constructor(path: string, worker: Worker) {
+    this.path = path;
+    this.#worker = worker;
+    worker.unref();
+    worker.on("message", (m: { id?: number; error?: string }) => {
+      if (m.id === undefined) return;
+      const p = this.#pending.get(m.id);
+      this.#pending.delete(m.id);
+      if (m.error !== undefined) p?.reject(new DecisionStoreError(`decision log \`${path}\`: ${m.error}`));
+      else p?.resolve();
+    });
+    this.#exited = new Promise((resolve) =>
+      worker.once("exit", () => {
+        for (const p of this.#pending.values())
+          p.reject(new DecisionStoreError(`decision log \`${path}\`: the writer thread stopped`));
+        this.#pending.clear();
+        resolve();
+      }),
+    );
+    worker.on("error", () => {}); // reported through the pending writes (exit)
+  }
+
+  /** Create the file's layout (as {@link SqliteDecisionStore.open}) and start the writer thread. */
+  static open(
+    path: string,
+    opts: Pick<SqliteDecisionStoreOptions, "synchronous"> = {},
+  ): WorkerSqliteDecisionWriter {
+    if (path === ":memory:") throw new DecisionStoreError("a worker writer needs a file, not `:memory:`");
+    SqliteDecisionStore.open(path, opts).close();
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: {
+        path,
+        driver: createRequire(import.meta.url).resolve("better-sqlite3"),
+        synchronous: opts.synchronous === "full" ? "FULL" : "NORMAL",
+      },
+    });
+    return new WorkerSqliteDecisionWriter(path, worker);
+  }
+
+  /** Encode the batch here, insert it there; resolves once committed. */
+  write(batch: readonly DecisionRecord[]): Promise<void> {
+    if (this.#closed)
+      return Promise.reject(new DecisionStoreError(`decision log \`${this.path}\` is closed`));
+    const rows = batch.map((r) => {
+      const t = Date.parse(r.time);
+      return [
+        Number.isNaN(t) ? 0 : t,
+        principalAccount(r.principal),
+        r.position,
+        r.decision,
+        encodeDecisionRecord(r),
+      ];
+    });
+    const id = ++this.#next;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker.postMessage({ id, rows });
+    });
+  }
+
+  /** Wait for the writes posted so far, close the file and stop the thread. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#worker.postMessage({ close: true });
+    await this.#exitedOrClosed();
+  }
+
+  async #exitedOrClosed(): Promise<void> {
+    const closed = new Promise<void>((resolve) =>
+      this.#worker.on("message", (m: { closed?: boolean }) => {
+        if (m.closed) resolve();
+      }),
+    );
+    await Promise.race([closed, this.#exited]);
+    await this.#worker.terminate();
   }
 }
