@@ -159,23 +159,52 @@ export function sessionContexts(
   clientId: string,
   groupId: string,
 ): Pick<Session, "connectContext" | "messageContexts" | "subscribeContexts"> {
-  const make = (extra: Record<string, number | boolean>): RequestContext => {
-    const ctx: Record<string, unknown> = {
-      "acs:SourceIp": info.sourceIp,
-      "acs:SecureTransport": info.secure,
+  const ip = info.sourceIp;
+  const secure = info.secure;
+  const connectContext: RequestContext = Object.freeze({
+    "acs:SourceIp": ip,
+    "acs:SecureTransport": secure,
+    "mq:ClientId": clientId,
+    "mq:GroupId": groupId,
+    get "acs:CurrentTime"() {
+      return Date.now();
+    },
+  });
+  const message = (qos: number, retain: boolean): RequestContext =>
+    Object.freeze({
+      "acs:SourceIp": ip,
+      "acs:SecureTransport": secure,
       "mq:ClientId": clientId,
       "mq:GroupId": groupId,
-      ...extra,
-    };
-    Object.defineProperty(ctx, "acs:CurrentTime", { enumerable: true, get: () => Date.now() });
-    return Object.freeze(ctx) as RequestContext;
+      "mq:Qos": qos,
+      "mq:Retain": retain,
+      get "acs:CurrentTime"() {
+        return Date.now();
+      },
+    });
+  const subscribe = (qos: number): RequestContext =>
+    Object.freeze({
+      "acs:SourceIp": ip,
+      "acs:SecureTransport": secure,
+      "mq:ClientId": clientId,
+      "mq:GroupId": groupId,
+      "mq:Qos": qos,
+      get "acs:CurrentTime"() {
+        return Date.now();
+      },
+    });
+  return {
+    connectContext,
+    messageContexts: [
+      message(0, false),
+      message(0, true),
+      message(1, false),
+      message(1, true),
+      message(2, false),
+      message(2, true),
+    ],
+    subscribeContexts: [subscribe(0), subscribe(1), subscribe(2)],
   };
-  const connectContext = make({});
-  const messageContexts: RequestContext[] = [];
-  for (const qos of [0, 1, 2])
-    for (const retain of [false, true]) messageContexts.push(make({ "mq:Qos": qos, "mq:Retain": retain }));
-  const subscribeContexts = [0, 1, 2].map((qos) => make({ "mq:Qos": qos }));
-  return { connectContext, messageContexts, subscribeContexts };
 }
 
 const addTo = <K>(m: Map<K, Set<Session>>, k: K, s: Session) => {
