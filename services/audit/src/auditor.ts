@@ -366,7 +366,7 @@ export class Auditor {
       for (const u of a.users.values()) {
         examined++;
         if (u.disabled) continue;
-        let candidate = u.consoleGrants.size > 0;
+        let candidate = u.consoleGrants.size > 0 && grantsMayAllow(u.consoleGrants, q.action, q.resource);
         if (!candidate) for (const r of u.policies) if (mayAllow(r)) candidate = true;
         if (!candidate)
           for (const g of u.groups)
@@ -740,6 +740,32 @@ export class Auditor {
       return { position, time: e.occurredAt };
     return { position };
   }
+}
+
+/**
+ * May a user's console grants (seed 003) allow this request? A grant gives `mq:PUB`/`mq:SUB`
+ * on its topic (and, for a parent topic, its sub-topics) and `mq:MqttInstanceAccess` on its
+ * instance: a request on another action, service or instance cannot be allowed by it. (A
+ * necessary condition only; the projection decides.)
+ */
+function grantsMayAllow(grants: ReadonlyMap<string, unknown>, action: string, resource: string): boolean {
+  const a = action.toLowerCase();
+  if (a !== "mq:pub" && a !== "mq:sub" && a !== "mq:mqttinstanceaccess") return false;
+  const arn = parseArn(resource);
+  if (arn?.service !== "mq") return false;
+  const rel = arn.relative;
+  for (const k of grants.keys()) {
+    const cut = k.indexOf("\u0000");
+    const inst = k.slice(0, cut);
+    const topic = k.slice(cut + 1);
+    if (a === "mq:mqttinstanceaccess") {
+      if (rel === `instance/${inst}`) return true;
+      continue;
+    }
+    const t = `topic/${inst}/${topic}`;
+    if (rel === t || rel.startsWith(`${t}/`)) return true;
+  }
+  return false;
 }
 
 /** Resolve `root`, `id:<userId>` or a user name in an account of a projection. */
