@@ -46,7 +46,7 @@ import { type DecodedMethod, decodeMethod, encodeMethodFrame, HEARTBEAT_FRAME } 
 import { methodKey } from "./codec/spec.ts";
 import type { EdgeMetrics } from "./metrics.ts";
 import { Output } from "./output.ts";
-import { type AmqpOp, type Check, checksFor, deadLetterExchange } from "./rules.ts";
+import { type AmqpOp, type Check, ConnectionRules, deadLetterExchange, settleAction } from "./rules.ts";
 
 /** Where the edge connects upstream, with its service credentials. */
 export interface UpstreamTarget {
@@ -291,6 +291,7 @@ export class EdgeConnection {
   #vhost = "";
   #scope: ArnScope = { region: "", accountId: "" };
   #context: RequestContext = {};
+  #rules!: ConnectionRules;
   /** Bumped on every feed event that affects this connection's principal or key. */
   #epoch = 0;
   #recheckPending = false;
@@ -786,12 +787,13 @@ export class EdgeConnection {
       "acs:SourceIp": this.remoteAddress,
       "acs:SecureTransport": this.#secure,
     };
-    const denial = this.#check(checksFor(this.#scope, this.#vhost, { op: "connection.open" }));
+    this.#rules = new ConnectionRules(this.#scope, this.#vhost);
+    const denial = this.#check(this.#rules.checks({ op: "connection.open" }));
     if (denial) {
       this.#core.metrics.connectionsTotal.labels("vhost_denied").inc();
       this.#closeByEdge(
         ReplyCode.NOT_ALLOWED,
-        `NOT_ALLOWED - access to vhost '${this.#vhost}' refused: ${denialText(denial)}`,
+        `NOT_ALLOWED - access to vhost '${this.#vhost}' refused: ${denialText(denial.check.action, denial.check.resource, denial.decision)}`,
         10,
         40,
       );
@@ -996,20 +998,21 @@ export class EdgeConnection {
   /** Ask every check; undefined when all allow, else the first denial. */
   #check(checks: Check[]): { check: Check; decision: Decision } | undefined {
     for (const c of checks) {
-      const d = this.#decide(c);
+      const d = this.#decide(c.action, c.resource, c.routingKey);
       if (d.decision !== "Allow") return { check: c, decision: d };
     }
     return undefined;
   }
 
-  #decide(c: Check): Decision {
+  /** One decision: counted, logged and recorded when it is a denial. In memory only. */
+  #decide(action: string, resource: string, routingKey?: string): Decision {
     const core = this.#core;
     const context: RequestContext =
-      c.routingKey === undefined ? this.#context : { ...this.#context, "amqp:RoutingKey": c.routingKey };
+      routingKey === undefined ? this.#context : { ...this.#context, "amqp:RoutingKey": routingKey };
     const d = core.failClosed()
-      ? failClosedDecision(c, this.#who())
-      : core.feed.projection.authorize(this.#principal!, c.action, c.resource, context);
-    core.metrics.decision(c.action, d.decision);
+      ? failClosedDecision(action, resource, this.#who())
+      : core.feed.projection.authorize(this.#principal!, action, resource, context);
+    core.metrics.decision(action, d.decision);
     if (d.decision !== "Allow") {
       core.logger.warn(
         {
@@ -1017,8 +1020,8 @@ export class EdgeConnection {
           remote: this.remoteAddress,
           principal: this.#principalKey,
           user: this.#userName,
-          action: c.action,
-          resource: c.resource,
+          action,
+          resource,
           decision: d.decision,
           reason: d.reason,
           statements: d.decidingStatements,
@@ -1034,8 +1037,8 @@ export class EdgeConnection {
           edgeId: core.edgeId,
           protocol: "amqp",
           principal: this.#principalKey!,
-          action: c.action,
-          resource: c.resource,
+          action,
+          resource,
           context,
           decision: d.decision,
           decidingStatements: d.decidingStatements,
@@ -1047,6 +1050,24 @@ export class EdgeConnection {
       }
     }
     return d;
+  }
+
+  /** Refuse a method: channel.close 403 naming the action and the resource. */
+  #refuse(
+    chan: Channel,
+    action: string,
+    resource: string,
+    d: Decision,
+    classId: number,
+    methodId: number,
+  ): void {
+    this.#closeChannelByEdge(
+      chan,
+      ReplyCode.ACCESS_REFUSED,
+      `ACCESS_REFUSED - ${denialText(action, resource, d)}`,
+      classId,
+      methodId,
+    );
   }
 
   #who(): string {
@@ -1265,6 +1286,12 @@ export class EdgeConnection {
   }
 
   #channelMethod(chan: Channel | undefined, ch: number, buf: Buffer, start: number, end: number): void {
+    // The per-message methods are decoded in place; anything irregular takes the general path.
+    if (chan !== undefined && chan.client === "open" && chan.expect === EXPECT_NONE && end - start >= 13) {
+      const key = buf.readUInt32BE(start + 7);
+      if (key === K.B_PUBLISH && this.#fastPublish(chan, buf, start, end)) return;
+      if (key === K.B_ACK && this.#fastAck(chan, buf, start, end)) return;
+    }
     const m = this.#decode(buf, start, end);
     if (!m) return;
     const cls = m.spec.classId;
@@ -1323,59 +1350,112 @@ export class EdgeConnection {
       );
       return;
     }
-    const a = m.args;
-    const forward = () => this.#toUp!.forward(buf, start, end);
-    const allowed = (op: AmqpOp): boolean => {
-      const denial = this.#check(checksFor(this.#scope, this.#vhost, op));
-      if (!denial) return true;
+    this.#method(chan, m, buf, start, end);
+  }
+
+  /** basic.publish: BasicPublish on the exchange's messages with the routing key. */
+  #publish(
+    chan: Channel,
+    exchange: string,
+    routingKey: string,
+    buf: Buffer,
+    start: number,
+    end: number,
+  ): void {
+    const resource = this.#rules.exchangeMessages(exchange, routingKey);
+    const d = this.#decide("amqp:BasicPublish", resource, routingKey);
+    if (d.decision !== "Allow") {
+      this.#refuse(chan, "amqp:BasicPublish", resource, d, 60, 40);
+      return;
+    }
+    chan.expect = EXPECT_HEADER;
+    this.#toUp!.forward(buf, start, end);
+  }
+
+  /**
+   * basic.publish decoded in place: reserved-1 (short), exchange and routing key
+   * (shortstr), one octet of bits, nothing after. False: not that shape, take the general path.
+   */
+  #fastPublish(chan: Channel, buf: Buffer, start: number, end: number): boolean {
+    const last = end - 1;
+    let o = start + 7 + 6;
+    if (o >= last) return false;
+    const exStart = o + 1;
+    o = exStart + buf[o]!;
+    if (o >= last) return false;
+    const rkStart = o + 1;
+    o = rkStart + buf[o]!;
+    if (o + 1 !== last) return false;
+    const exchange = rkStart - 1 === exStart ? "" : buf.toString("utf8", exStart, rkStart - 1);
+    const routingKey = o === rkStart ? "" : buf.toString("utf8", rkStart, o);
+    this.#publish(chan, exchange, routingKey, buf, start, end);
+    return true;
+  }
+
+  /** basic.ack decoded in place: delivery tag (longlong) and one octet of bits. */
+  #fastAck(chan: Channel, buf: Buffer, start: number, end: number): boolean {
+    const p = start + 7;
+    if (end - 1 !== p + 13) return false;
+    const tag = buf.readUInt32BE(p + 4) * 4294967296 + buf.readUInt32BE(p + 8);
+    this.#settle(chan, "basic.ack", tag, (buf[p + 12]! & 1) !== 0, buf, start, end);
+    return true;
+  }
+
+  /** Check an operation; on a denial the channel is closed with 403 and false returned. */
+  #allowed(chan: Channel, cls: number, mid: number, op: AmqpOp): boolean {
+    const denial = this.#check(this.#rules.checks(op));
+    if (!denial) return true;
+    this.#refuse(chan, denial.check.action, denial.check.resource, denial.decision, cls, mid);
+    return false;
+  }
+
+  /**
+   * The queue an empty name stands for (the channel's last declared queue, as
+   * RabbitMQ resolves it); undefined when the frame was held (name not known yet)
+   * or refused (no queue declared: 404, as RabbitMQ).
+   */
+  #queueName(
+    chan: Channel,
+    name: string,
+    buf: Buffer,
+    start: number,
+    end: number,
+    cls: number,
+    mid: number,
+  ): string | undefined {
+    if (name !== "") return name;
+    if (chan.lastQueuePending) {
+      this.#startHold(chan, buf, start, end);
+      return undefined;
+    }
+    if (chan.lastQueue === undefined) {
       this.#closeChannelByEdge(
         chan,
-        ReplyCode.ACCESS_REFUSED,
-        `ACCESS_REFUSED - ${denialText(denial)}`,
+        ReplyCode.NOT_FOUND,
+        "NOT_FOUND - no previously declared queue",
         cls,
         mid,
       );
-      return false;
-    };
-    /** The queue an empty name stands for; undefined = held or refused (handled here). */
-    const queueName = (name: string): string | undefined => {
-      if (name !== "") return name;
-      if (chan.lastQueuePending) {
-        this.#startHold(chan, buf, start, end);
-        return undefined;
-      }
-      if (chan.lastQueue === undefined) {
-        this.#closeChannelByEdge(
-          chan,
-          ReplyCode.NOT_FOUND,
-          "NOT_FOUND - no previously declared queue",
-          cls,
-          mid,
-        );
-        return undefined;
-      }
-      return chan.lastQueue;
-    };
+      return undefined;
+    }
+    return chan.lastQueue;
+  }
 
+  /** Every other channel method, decoded. */
+  #method(chan: Channel, m: DecodedMethod, buf: Buffer, start: number, end: number): void {
+    const a = m.args;
+    const cls = m.spec.classId;
+    const mid = m.spec.methodId;
     switch (m.key) {
-      case K.B_PUBLISH: {
-        if (
-          !allowed({
-            op: "basic.publish",
-            exchange: a.exchange as string,
-            routingKey: a.routingKey as string,
-          })
-        ) {
-          return;
-        }
-        chan.expect = EXPECT_HEADER;
-        forward();
+      case K.B_PUBLISH:
+        this.#publish(chan, a.exchange as string, a.routingKey as string, buf, start, end);
         return;
-      }
       case K.B_ACK:
       case K.B_NACK:
       case K.B_REJECT: {
-        this.#settle(chan, m, forward, allowed);
+        const op = m.key === K.B_ACK ? "basic.ack" : m.key === K.B_NACK ? "basic.nack" : "basic.reject";
+        const multiple = m.key !== K.B_REJECT && (a.multiple as boolean);
+        this.#settle(chan, op, a.deliveryTag as number, multiple, buf, start, end);
         return;
       }
       case K.CH_OPEN: {
@@ -1384,38 +1464,42 @@ export class EdgeConnection {
       }
       case K.CH_CLOSE:
         chan.client = "closing-client";
-        forward();
+        this.#toUp!.forward(buf, start, end);
         return;
       case K.EX_DECLARE:
         if (
-          !allowed({ op: "exchange.declare", exchange: a.exchange as string, passive: a.passive as boolean })
+          !this.#allowed(chan, cls, mid, {
+            op: "exchange.declare",
+            exchange: a.exchange as string,
+            passive: a.passive as boolean,
+          })
         )
           return;
-        forward();
+        this.#toUp!.forward(buf, start, end);
         return;
       case K.EX_DELETE:
-        if (!allowed({ op: "exchange.delete", exchange: a.exchange as string })) return;
-        forward();
+        if (!this.#allowed(chan, cls, mid, { op: "exchange.delete", exchange: a.exchange as string })) return;
+        this.#toUp!.forward(buf, start, end);
         return;
       case K.EX_BIND:
       case K.EX_UNBIND: {
         const op = m.key === K.EX_BIND ? "exchange.bind" : "exchange.unbind";
         const o = { op, source: a.source, destination: a.destination, routingKey: a.routingKey } as AmqpOp;
-        if (!allowed(o)) return;
-        forward();
+        if (!this.#allowed(chan, cls, mid, o)) return;
+        this.#toUp!.forward(buf, start, end);
         return;
       }
       case K.Q_DECLARE: {
         const passive = a.passive as boolean;
         let name = a.queue as string;
         if (passive) {
-          const q = queueName(name);
+          const q = this.#queueName(chan, name, buf, start, end, cls, mid);
           if (q === undefined) return;
           name = q;
         }
         const dlx = passive ? undefined : deadLetterExchange(a.arguments as FieldTable);
         if (
-          !allowed({
+          !this.#allowed(chan, cls, mid, {
             op: "queue.declare",
             queue: name,
             passive,
@@ -1433,70 +1517,83 @@ export class EdgeConnection {
           chan.lastQueuePending = !(a.noWait as boolean);
         }
         if (!(a.noWait as boolean)) chan.declareOks.push(chan.declareSeq);
-        forward();
+        this.#toUp!.forward(buf, start, end);
         return;
       }
       case K.Q_BIND:
       case K.Q_UNBIND: {
-        const q = queueName(a.queue as string);
+        const q = this.#queueName(chan, a.queue as string, buf, start, end, cls, mid);
         if (q === undefined) return;
         const op = m.key === K.Q_BIND ? "queue.bind" : "queue.unbind";
-        if (!allowed({ op, queue: q, exchange: a.exchange as string, routingKey: a.routingKey as string }))
+        if (
+          !this.#allowed(chan, cls, mid, {
+            op,
+            queue: q,
+            exchange: a.exchange as string,
+            routingKey: a.routingKey as string,
+          })
+        )
           return;
-        forward();
+        this.#toUp!.forward(buf, start, end);
         return;
       }
       case K.Q_PURGE:
       case K.Q_DELETE: {
-        const q = queueName(a.queue as string);
+        const q = this.#queueName(chan, a.queue as string, buf, start, end, cls, mid);
         if (q === undefined) return;
-        if (!allowed({ op: m.key === K.Q_PURGE ? "queue.purge" : "queue.delete", queue: q })) return;
-        forward();
+        if (
+          !this.#allowed(chan, cls, mid, {
+            op: m.key === K.Q_PURGE ? "queue.purge" : "queue.delete",
+            queue: q,
+          })
+        )
+          return;
+        this.#toUp!.forward(buf, start, end);
         return;
       }
       case K.B_CONSUME: {
-        const q = queueName(a.queue as string);
+        const q = this.#queueName(chan, a.queue as string, buf, start, end, cls, mid);
         if (q === undefined) return;
-        if (!allowed({ op: "basic.consume", queue: q })) return;
+        if (!this.#allowed(chan, cls, mid, { op: "basic.consume", queue: q })) return;
         const p: PendingConsume = { queue: q, noAck: a.noAck as boolean, epoch: this.#epoch };
         const tag = a.consumerTag as string;
         if (!(a.noWait as boolean)) chan.pendingConsumes.push(p);
         else if (tag !== "") chan.consumers.set(tag, { tag, queue: q, noAck: p.noAck, revoked: false });
         else chan.anonymousConsumes.push(p);
-        forward();
+        this.#toUp!.forward(buf, start, end);
         return;
       }
       case K.B_CANCEL: {
         const c = chan.consumers.get(a.consumerTag as string);
-        if (c && !allowed({ op: "basic.cancel", queue: c.queue })) return;
+        if (c && !this.#allowed(chan, cls, mid, { op: "basic.cancel", queue: c.queue })) return;
         if (!(a.noWait as boolean)) chan.pendingCancels.push("client");
         else if (c) chan.consumers.delete(c.tag);
-        forward();
+        this.#toUp!.forward(buf, start, end);
         return;
       }
       case K.B_GET: {
-        const q = queueName(a.queue as string);
+        const q = this.#queueName(chan, a.queue as string, buf, start, end, cls, mid);
         if (q === undefined) return;
-        if (!allowed({ op: "basic.get", queue: q })) return;
+        if (!this.#allowed(chan, cls, mid, { op: "basic.get", queue: q })) return;
         chan.pendingGets.push({ queue: q, noAck: a.noAck as boolean });
-        forward();
+        this.#toUp!.forward(buf, start, end);
         return;
       }
       case K.B_RECOVER:
       case K.B_RECOVER_ASYNC:
-        if (!allowed({ op: "basic.recover" })) return;
+        if (!this.#allowed(chan, cls, mid, { op: "basic.recover" })) return;
         // Every unacked delivery is redelivered with a new tag: the old tags are void.
         chan.deliveries.clear();
         chan.txSettled = [];
-        forward();
+        this.#toUp!.forward(buf, start, end);
         return;
       case K.TX_SELECT:
         chan.tx = true;
-        forward();
+        this.#toUp!.forward(buf, start, end);
         return;
       case K.TX_COMMIT:
         chan.txSettled = [];
-        forward();
+        this.#toUp!.forward(buf, start, end);
         return;
       case K.TX_ROLLBACK:
         if (chan.txSettled.length > 0) {
@@ -1504,41 +1601,62 @@ export class EdgeConnection {
           chan.deliveries = new Map(all);
           chan.txSettled = [];
         }
-        forward();
+        this.#toUp!.forward(buf, start, end);
         return;
       default: {
         // channel.flow/flow-ok, basic.qos, confirm.select, access.request: no resource, nothing to check.
-        forward();
+        this.#toUp!.forward(buf, start, end);
         return;
       }
     }
   }
 
-  /** basic.ack / nack / reject: check each queue the settled deliveries came from. */
-  #settle(chan: Channel, m: DecodedMethod, forward: () => void, allowed: (op: AmqpOp) => boolean): void {
-    const tag = m.args.deliveryTag as number;
-    const multiple = m.key !== K.B_REJECT && (m.args.multiple as boolean);
-    const op = m.key === K.B_ACK ? "basic.ack" : m.key === K.B_NACK ? "basic.nack" : "basic.reject";
-    let settled: [number, string][];
+  /** basic.ack / nack / reject: check each queue the settled deliveries came from, then forward. */
+  #settle(
+    chan: Channel,
+    op: "basic.ack" | "basic.nack" | "basic.reject",
+    tag: number,
+    multiple: boolean,
+    buf: Buffer,
+    start: number,
+    end: number,
+  ): void {
+    const action = settleAction(op);
+    const mid = op === "basic.ack" ? 80 : op === "basic.nack" ? 120 : 90;
     if (!multiple) {
       const q = chan.deliveries.get(tag);
-      settled = q === undefined ? [] : [[tag, q]];
+      if (q !== undefined) {
+        const resource = this.#rules.queueMessages(q);
+        const d = this.#decide(action, resource);
+        if (d.decision !== "Allow") {
+          this.#refuse(chan, action, resource, d, 60, mid);
+          return;
+        }
+        chan.deliveries.delete(tag);
+        if (chan.tx) chan.txSettled.push([tag, q]);
+      }
     } else {
-      settled = [];
+      const settled: [number, string][] = [];
+      const queues = new Set<string>();
       for (const e of chan.deliveries) {
         if (tag !== 0 && e[0] > tag) break;
         settled.push(e);
+        queues.add(e[1]);
       }
-    }
-    if (settled.length > 0) {
-      const queues = settled.length === 1 ? [settled[0]![1]] : new Set(settled.map((e) => e[1]));
-      if (!allowed({ op, queues })) return;
+      for (const q of queues) {
+        const resource = this.#rules.queueMessages(q);
+        const d = this.#decide(action, resource);
+        if (d.decision !== "Allow") {
+          this.#refuse(chan, action, resource, d, 60, mid);
+          return;
+        }
+      }
       for (const e of settled) chan.deliveries.delete(e[0]);
       if (chan.tx) chan.txSettled.push(...settled);
     }
     // An unknown tag is unknown upstream too (every ack-required delivery passes here): the
     // upstream answers it with 406 PRECONDITION_FAILED, as RabbitMQ itself would.
-    forward();
+    this.#toUp!.forward(buf, start, end);
   }
 
   /** The edge closes one channel: channel.close to the client and to the upstream. */
@@ -1672,6 +1790,21 @@ export class EdgeConnection {
       if (!chan.upClosing && chan.upForward) this.#toClient.forward(buf, start, end);
       return;
     }
+    const key = end - start >= 12 ? buf.readUInt32BE(start + 7) : 0;
+    if (key === K.B_ACK && !chan.upClosing) {
+      // a publisher confirm: nothing to track
+      this.#toClient.forward(buf, start, end);
+      return;
+    }
+    if (key === K.B_DELIVER && !chan.upClosing && end - start >= 21) {
+      // basic.deliver decoded in place: consumer tag (shortstr), then the delivery tag (longlong).
+      const tagEnd = start + 12 + buf[start + 11]!;
+      if (tagEnd + 8 < end) {
+        const deliveryTag = buf.readUInt32BE(tagEnd) * 4294967296 + buf.readUInt32BE(tagEnd + 4);
+        this.#deliver(chan, buf.toString("utf8", start + 12, tagEnd), deliveryTag, buf, start, end);
+        return;
+      }
+    }
     let m: DecodedMethod;
     try {
       m = decodeMethod(buf, start + 7, end - 1);
@@ -1691,54 +1824,30 @@ export class EdgeConnection {
       chan.upForward = false;
       return;
     }
-    const fwd = () => this.#toClient.forward(buf, start, end);
     const a = m.args;
     switch (m.key) {
-      case K.B_DELIVER: {
-        const tag = a.consumerTag as string;
-        let c = chan.consumers.get(tag);
-        if (!c && chan.anonymousConsumes.length > 0) {
-          const p = chan.anonymousConsumes.shift()!;
-          c = { tag, queue: p.queue, noAck: p.noAck, revoked: false };
-          chan.consumers.set(tag, c);
-          if (p.epoch !== this.#epoch) this.#recheckConsumer(chan, c);
-        }
-        const deliveryTag = a.deliveryTag as number;
-        if (!c || c.revoked) {
-          chan.upForward = false;
-          if (c?.noAck) {
-            this.#core.metrics.droppedNoAck.inc();
-          } else {
-            // Revoked consumer: the message goes back to its queue, never lost.
-            this.#toUp!.write(encodeMethodFrame(ch, "basic.reject", { deliveryTag, requeue: true }));
-            this.#core.metrics.requeued.inc();
-          }
-          return;
-        }
-        if (!c.noAck) chan.deliveries.set(deliveryTag, c.queue);
-        chan.upForward = true;
-        fwd();
+      case K.B_DELIVER:
+        this.#deliver(chan, a.consumerTag as string, a.deliveryTag as number, buf, start, end);
         return;
-      }
       case K.B_GET_OK: {
         const g = chan.pendingGets.shift();
         if (g && !g.noAck) chan.deliveries.set(a.deliveryTag as number, g.queue);
         chan.upForward = true;
-        fwd();
+        this.#toClient.forward(buf, start, end);
         return;
       }
       case K.B_GET_EMPTY:
         chan.pendingGets.shift();
-        fwd();
+        this.#toClient.forward(buf, start, end);
         return;
       case K.B_RETURN:
         chan.upForward = true;
-        fwd();
+        this.#toClient.forward(buf, start, end);
         return;
       case K.B_CONSUME_OK: {
         const p = chan.pendingConsumes.shift();
         const tag = a.consumerTag as string;
-        fwd();
+        this.#toClient.forward(buf, start, end);
         if (p) {
           const c: Consumer = { tag, queue: p.queue, noAck: p.noAck, revoked: false };
           chan.consumers.set(tag, c);
@@ -1751,7 +1860,7 @@ export class EdgeConnection {
         const origin = chan.pendingCancels.shift();
         chan.consumers.delete(a.consumerTag as string);
         if (origin === "edge") return; // the edge's own cancel of a revoked consumer
-        fwd();
+        this.#toClient.forward(buf, start, end);
         return;
       }
       case K.B_CANCEL: {
@@ -1759,7 +1868,7 @@ export class EdgeConnection {
         const c = chan.consumers.get(a.consumerTag as string);
         if (c?.revoked) return;
         chan.consumers.delete(a.consumerTag as string);
-        fwd();
+        this.#toClient.forward(buf, start, end);
         return;
       }
       case K.Q_DECLARE_OK: {
@@ -1767,34 +1876,59 @@ export class EdgeConnection {
         if (seq === chan.declareSeq && chan.lastQueuePending) {
           chan.lastQueue = a.queue as string;
           chan.lastQueuePending = false;
-          fwd();
+          this.#toClient.forward(buf, start, end);
           this.#release(chan);
           return;
         }
-        fwd();
+        this.#toClient.forward(buf, start, end);
         return;
       }
       case K.CH_CLOSE: {
         if (chan.client === "open") {
           chan.client = "closing-up";
-          fwd();
+          this.#toClient.forward(buf, start, end);
           // Held frames were sent on a channel that is now closing: the client discards them too.
           chan.held = undefined;
           chan.heldBytes = 0;
           return;
         }
-        fwd();
+        this.#toClient.forward(buf, start, end);
         return;
       }
       case K.CH_CLOSE_OK:
         if (chan.client === "closing-client") this.#channels.delete(ch);
-        fwd();
+        this.#toClient.forward(buf, start, end);
         return;
       default: {
-        fwd();
+        this.#toClient.forward(buf, start, end);
         return;
       }
     }
+  }
+
+  /** A delivery from upstream: forwarded (and its tag tracked), or — for a revoked consumer — requeued. */
+  #deliver(chan: Channel, tag: string, deliveryTag: number, buf: Buffer, start: number, end: number): void {
+    let c = chan.consumers.get(tag);
+    if (!c && chan.anonymousConsumes.length > 0) {
+      const p = chan.anonymousConsumes.shift()!;
+      c = { tag, queue: p.queue, noAck: p.noAck, revoked: false };
+      chan.consumers.set(tag, c);
+      if (p.epoch !== this.#epoch) this.#recheckConsumer(chan, c);
+    }
+    if (!c || c.revoked) {
+      chan.upForward = false;
+      if (c?.noAck) {
+        this.#core.metrics.droppedNoAck.inc();
+      } else {
+        // Revoked consumer: the message goes back to its queue, never lost.
+        this.#toUp!.write(encodeMethodFrame(chan.id, "basic.reject", { deliveryTag, requeue: true }));
+        this.#core.metrics.requeued.inc();
+      }
+      return;
+    }
+    if (!c.noAck) chan.deliveries.set(deliveryTag, c.queue);
+    chan.upForward = true;
+    this.#toClient.forward(buf, start, end);
   }
 
   #upConnectionMethod(buf: Buffer, start: number, end: number): void {
@@ -1844,10 +1978,11 @@ export class EdgeConnection {
     }
     if (this.#phase !== "running") return;
     if (!this.#recheckCredentials()) return;
-    const denial = this.#check(checksFor(this.#scope, this.#vhost, { op: "connection.open" }));
+    const denial = this.#check(this.#rules.checks({ op: "connection.open" }));
     if (denial) {
       this.#core.metrics.revocations.labels("connection_close").inc();
-      this.forceClose(`access to vhost '${this.#vhost}' was revoked: ${denialText(denial)}`);
+      const why = denialText(denial.check.action, denial.check.resource, denial.decision);
+      this.forceClose(`access to vhost '${this.#vhost}' was revoked: ${why}`);
       return;
     }
     for (const chan of this.#channels.values()) {
@@ -1877,7 +2012,7 @@ export class EdgeConnection {
   }
 
   #recheckConsumer(chan: Channel, c: Consumer): void {
-    const denial = this.#check(checksFor(this.#scope, this.#vhost, { op: "basic.consume", queue: c.queue }));
+    const denial = this.#check(this.#rules.checks({ op: "basic.consume", queue: c.queue }));
     if (!denial) return;
     if (this.#caps.consumer_cancel_notify === true) {
       c.revoked = true;
@@ -1895,7 +2030,7 @@ export class EdgeConnection {
       this.#closeChannelByEdge(
         chan,
         ReplyCode.ACCESS_REFUSED,
-        `ACCESS_REFUSED - ${denialText(denial)}`,
+        `ACCESS_REFUSED - ${denialText(denial.check.action, denial.check.resource, denial.decision)}`,
         60,
         20,
       );
@@ -1904,21 +2039,19 @@ export class EdgeConnection {
 }
 
 /** The reply text of a denial: RabbitMQ's shape, naming action and resource. */
-function denialText(d: { check: Check; decision: Decision }): string {
-  return (
-    d.decision.message ??
-    `\`${d.check.action}\` on \`${d.check.resource}\` was refused (${d.decision.decision})`
-  );
+function denialText(action: string, resource: string, d: Decision): string {
+  return d.message ?? `\`${action}\` on \`${resource}\` was refused (${d.decision})`;
 }
 
-function failClosedDecision(c: Check, who: string): Decision {
+/** The denial given for everything while the feed is fail-closed (SPEC §6). */
+function failClosedDecision(action: string, resource: string, who: string): Decision {
   return Object.freeze({
     decision: "ImplicitDeny" as const,
-    action: c.action,
-    resource: c.resource,
+    action,
+    resource,
     reason: "no-match" as const,
     decidingStatements: [],
     missingContextKeys: [],
-    message: `${who} is not allowed to perform \`${c.action}\` on \`${c.resource}\`: the authorization feed is unavailable (fail-closed)`,
+    message: `${who} is not allowed to perform \`${action}\` on \`${resource}\`: the authorization feed is unavailable (fail-closed)`,
   });
 }

@@ -315,13 +315,21 @@ export async function startAmqpEdge(opts: AmqpEdgeOptions): Promise<AmqpEdge> {
     : net.createServer({ noDelay: true }, (s) => onSocket(s, false));
   server.on("error", (err) => logger.error({ err }, "amqp listener error"));
   const host = opts.host ?? "127.0.0.1";
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port ?? 5673, host, () => {
-      server.off("error", reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(opts.port ?? 5673, host, () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
-  });
+  } catch (e) {
+    // e.g. EADDRINUSE: leave nothing behind, so the caller may try another port with the same registry
+    offApplied();
+    offStatus();
+    metrics.unregister();
+    throw e;
+  }
   const port = (server.address() as net.AddressInfo).port;
   logger.info(
     { host, port, upstream: `${upstream.host}:${upstream.port}`, instanceId: core.instanceId },
@@ -360,6 +368,7 @@ export async function startAmqpEdge(opts: AmqpEdgeOptions): Promise<AmqpEdge> {
           new Promise((r) => setTimeout(r, core.closeTimeoutMs + 500).unref()),
         ]);
         await stopped;
+        metrics.unregister();
       })();
       return closedPromise;
     },

@@ -15,7 +15,8 @@ export class EdgeMetrics {
   readonly requeued: Counter;
   readonly droppedNoAck: Counter;
   readonly protocolErrors: Counter<"code">;
-  readonly #decisionChildren = new Map<string, { inc(): void }>();
+  /** Decisions counted locally (this is on the per-message path) and handed to prom-client at scrape time. */
+  readonly #decisionCounts = new Map<string, { action: string; result: string; n: number }>();
 
   constructor(registry: Registry | undefined, feed: LiveProjection, liveConnections: () => number) {
     this.registry = registry ?? new Registry();
@@ -34,11 +35,16 @@ export class EdgeMetrics {
       labelNames: ["outcome"],
       registers,
     });
+    const counts = this.#decisionCounts;
     this.decisions = new Counter({
       name: "portcullis_amqp_decisions_total",
       help: "Authorization decisions by RAM action and result (Allow, ExplicitDeny, ImplicitDeny).",
       labelNames: ["action", "result"],
       registers,
+      collect() {
+        this.reset();
+        for (const c of counts.values()) this.inc({ action: c.action, result: c.result }, c.n);
+      },
     });
     this.revocations = new Counter({
       name: "portcullis_amqp_revocations_total",
@@ -96,14 +102,31 @@ export class EdgeMetrics {
     });
   }
 
-  /** Count one decision (children cached: this is on the per-message path). */
+  /** Take every metric of this set out of the registry (after a failed start, or at close). */
+  unregister(): void {
+    for (const name of EdgeMetrics.NAMES) this.registry.removeSingleMetric(name);
+  }
+
+  /** The names of the metrics this set registers. */
+  static readonly NAMES = [
+    "portcullis_amqp_connections",
+    "portcullis_amqp_connections_total",
+    "portcullis_amqp_decisions_total",
+    "portcullis_amqp_revocations_total",
+    "portcullis_amqp_requeued_deliveries_total",
+    "portcullis_amqp_revoked_noack_deliveries_total",
+    "portcullis_amqp_protocol_errors_total",
+    "portcullis_amqp_applied_position",
+    "portcullis_amqp_feed_lag",
+    "portcullis_amqp_feed_stale",
+    "portcullis_amqp_feed_fail_closed",
+  ] as const;
+
+  /** Count one decision. */
   decision(action: string, result: string): void {
-    const k = `${action}\u0000${result}`;
-    let c = this.#decisionChildren.get(k);
-    if (!c) {
-      c = this.decisions.labels(action, result);
-      this.#decisionChildren.set(k, c);
-    }
-    c.inc();
+    const k = result === "Allow" ? action : `${action}\u0000${result}`;
+    const c = this.#decisionCounts.get(k);
+    if (c) c.n++;
+    else this.#decisionCounts.set(k, { action, result, n: 1 });
   }
 }

@@ -5,7 +5,7 @@
  * | method                                   | checks (action on resource)                                         |
  * |------------------------------------------|---------------------------------------------------------------------|
  * | connection.open vhost v                  | GetVhost (vhost)                                                    |
- * | every exchange/queue/basic op below      | GetVhost (vhost) first                                              |
+ * | every op below but publish/ack/nack/reject | GetVhost (vhost) first (see ConnectionRules)                      |
  * | exchange.declare passive=false           | CreateExchange (exchange)                                           |
  * | exchange.declare passive=true            | GetExchange (exchange)                                              |
  * | exchange.delete                          | DeleteExchange (exchange)                                           |
@@ -74,77 +74,144 @@ const QUEUE_MSG_ACTION = {
   "basic.cancel": "amqp:BasicCancel",
 };
 
-/** The checks for one operation in `vhost`, GetVhost first; all must allow. */
-export function checksFor(s: ArnScope, vhost: string, o: AmqpOp): Check[] {
-  const out: Check[] = [{ action: "amqp:GetVhost", resource: amqpVhostArn(s, vhost) }];
-  const ex = (e: string) => amqpExchangeArn(s, vhost, e);
-  const q = (name: string) => (name === "" ? amqpAllQueuesArn(s, vhost) : amqpQueueArn(s, vhost, name));
-  switch (o.op) {
-    case "connection.open":
-      break;
-    case "exchange.declare":
-      out.push({ action: o.passive ? "amqp:GetExchange" : "amqp:CreateExchange", resource: ex(o.exchange) });
-      break;
-    case "exchange.delete":
-      out.push({ action: "amqp:DeleteExchange", resource: ex(o.exchange) });
-      break;
-    case "exchange.bind":
-    case "exchange.unbind":
-      out.push(
-        { action: "amqp:GetExchange", resource: ex(o.source), routingKey: o.routingKey },
-        { action: "amqp:CreateExchange", resource: ex(o.destination), routingKey: o.routingKey },
-      );
-      break;
-    case "queue.declare":
-      if (o.passive) {
-        out.push({ action: "amqp:GetQueue", resource: q(o.queue) });
-      } else {
-        out.push({ action: "amqp:CreateQueue", resource: q(o.queue) });
-        if (o.deadLetterExchange !== undefined) {
-          out.push(
-            { action: "amqp:GetQueue", resource: q(o.queue) },
-            { action: "amqp:CreateExchange", resource: ex(o.deadLetterExchange) },
-          );
-        }
-      }
-      break;
-    case "queue.delete":
-      out.push({ action: "amqp:DeleteQueue", resource: q(o.queue) });
-      break;
-    case "queue.bind":
-    case "queue.unbind":
-      out.push(
-        { action: "amqp:CreateQueue", resource: q(o.queue), routingKey: o.routingKey },
-        { action: "amqp:GetExchange", resource: ex(o.exchange), routingKey: o.routingKey },
-      );
-      break;
-    case "queue.purge":
-      out.push({ action: "amqp:QueuePurge", resource: amqpQueueMessagesArn(s, vhost, o.queue) });
-      break;
-    case "basic.publish":
-      out.push({
-        action: "amqp:BasicPublish",
-        resource: amqpExchangeMessagesArn(s, vhost, o.exchange, o.routingKey),
-        routingKey: o.routingKey,
-      });
-      break;
-    case "basic.consume":
-    case "basic.get":
-    case "basic.cancel":
-      out.push({ action: QUEUE_MSG_ACTION[o.op], resource: amqpQueueMessagesArn(s, vhost, o.queue) });
-      break;
-    case "basic.ack":
-    case "basic.nack":
-    case "basic.reject":
-      for (const name of o.queues) {
-        out.push({ action: ACK_ACTION[o.op], resource: amqpQueueMessagesArn(s, vhost, name) });
-      }
-      break;
-    case "basic.recover":
-      out.push({ action: "amqp:BasicRecover", resource: amqpAllQueuesArn(s, vhost) });
-      break;
+/** Operations on single messages: checked against their own action only (see {@link ConnectionRules}). */
+const PER_MESSAGE = new Set<AmqpOp["op"]>(["basic.publish", "basic.ack", "basic.nack", "basic.reject"]);
+
+/** Bound on the memoised resource names per connection (cleared when reached). */
+const MEMO_LIMIT = 1_024;
+
+/**
+ * The table for one connection (principal's account, region, vhost), with the
+ * resource names of the per-message methods memoised.
+ *
+ * GetVhost comes first for connection.open and every exchange, queue and
+ * consumer operation. The per-message methods (basic.publish, ack, nack,
+ * reject) are checked against their own action only: vhost access is checked
+ * when the connection opens and again on every event that touches the
+ * principal (a revoked GetVhost closes the connection with 320), so per
+ * message it would repeat a decision that only an event can change.
+ */
+export class ConnectionRules {
+  readonly vhostArn: string;
+  readonly #s: ArnScope;
+  readonly #vhost: string;
+  #exchangeMessages = new Map<string, string>();
+  #queueMessages = new Map<string, string>();
+
+  constructor(scope: ArnScope, vhost: string) {
+    this.#s = scope;
+    this.#vhost = vhost;
+    this.vhostArn = amqpVhostArn(scope, vhost);
   }
-  return out;
+
+  /** `…/exchanges/<e>/messages/<routingKey>` (the exchange part memoised). */
+  exchangeMessages(exchange: string, routingKey: string): string {
+    let prefix = this.#exchangeMessages.get(exchange);
+    if (prefix === undefined) {
+      if (this.#exchangeMessages.size >= MEMO_LIMIT) this.#exchangeMessages.clear();
+      prefix = amqpExchangeMessagesArn(this.#s, this.#vhost, exchange, "");
+      this.#exchangeMessages.set(exchange, prefix);
+    }
+    return prefix + routingKey;
+  }
+
+  /** `…/queues/<q>/messages/*` (memoised). */
+  queueMessages(queue: string): string {
+    let r = this.#queueMessages.get(queue);
+    if (r === undefined) {
+      if (this.#queueMessages.size >= MEMO_LIMIT) this.#queueMessages.clear();
+      r = amqpQueueMessagesArn(this.#s, this.#vhost, queue);
+      this.#queueMessages.set(queue, r);
+    }
+    return r;
+  }
+
+  /** The checks for one operation; all must allow. */
+  checks(o: AmqpOp): Check[] {
+    const s = this.#s;
+    const vhost = this.#vhost;
+    const out: Check[] = PER_MESSAGE.has(o.op) ? [] : [{ action: "amqp:GetVhost", resource: this.vhostArn }];
+    const ex = (e: string) => amqpExchangeArn(s, vhost, e);
+    const q = (name: string) => (name === "" ? amqpAllQueuesArn(s, vhost) : amqpQueueArn(s, vhost, name));
+    switch (o.op) {
+      case "connection.open":
+        break;
+      case "exchange.declare":
+        out.push({
+          action: o.passive ? "amqp:GetExchange" : "amqp:CreateExchange",
+          resource: ex(o.exchange),
+        });
+        break;
+      case "exchange.delete":
+        out.push({ action: "amqp:DeleteExchange", resource: ex(o.exchange) });
+        break;
+      case "exchange.bind":
+      case "exchange.unbind":
+        out.push(
+          { action: "amqp:GetExchange", resource: ex(o.source), routingKey: o.routingKey },
+          { action: "amqp:CreateExchange", resource: ex(o.destination), routingKey: o.routingKey },
+        );
+        break;
+      case "queue.declare":
+        if (o.passive) {
+          out.push({ action: "amqp:GetQueue", resource: q(o.queue) });
+        } else {
+          out.push({ action: "amqp:CreateQueue", resource: q(o.queue) });
+          if (o.deadLetterExchange !== undefined) {
+            out.push(
+              { action: "amqp:GetQueue", resource: q(o.queue) },
+              { action: "amqp:CreateExchange", resource: ex(o.deadLetterExchange) },
+            );
+          }
+        }
+        break;
+      case "queue.delete":
+        out.push({ action: "amqp:DeleteQueue", resource: q(o.queue) });
+        break;
+      case "queue.bind":
+      case "queue.unbind":
+        out.push(
+          { action: "amqp:CreateQueue", resource: q(o.queue), routingKey: o.routingKey },
+          { action: "amqp:GetExchange", resource: ex(o.exchange), routingKey: o.routingKey },
+        );
+        break;
+      case "queue.purge":
+        out.push({ action: "amqp:QueuePurge", resource: this.queueMessages(o.queue) });
+        break;
+      case "basic.publish":
+        out.push({
+          action: "amqp:BasicPublish",
+          resource: this.exchangeMessages(o.exchange, o.routingKey),
+          routingKey: o.routingKey,
+        });
+        break;
+      case "basic.consume":
+      case "basic.get":
+      case "basic.cancel":
+        out.push({ action: QUEUE_MSG_ACTION[o.op], resource: this.queueMessages(o.queue) });
+        break;
+      case "basic.ack":
+      case "basic.nack":
+      case "basic.reject":
+        for (const name of o.queues)
+          out.push({ action: ACK_ACTION[o.op], resource: this.queueMessages(name) });
+        break;
+      case "basic.recover":
+        out.push({ action: "amqp:BasicRecover", resource: amqpAllQueuesArn(s, vhost) });
+        break;
+    }
+    return out;
+  }
+}
+
+/** The checks for one operation in `vhost` (see {@link ConnectionRules.checks}). */
+export function checksFor(s: ArnScope, vhost: string, o: AmqpOp): Check[] {
+  return new ConnectionRules(s, vhost).checks(o);
+}
+
+/** The RAM action of basic.ack / nack / reject. */
+export function settleAction(op: "basic.ack" | "basic.nack" | "basic.reject"): string {
+  return ACK_ACTION[op];
 }
 
 /** The `x-dead-letter-exchange` argument of a queue.declare, when present as a string. */

@@ -5,6 +5,8 @@
  * over frames, qos, transactions, update-secret.
  */
 import { randomBytes } from "node:crypto";
+import net from "node:net";
+import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AmqpEdge, amqpPassword } from "../src/mod.ts";
 import { connect, createVhost, direct, edgeFor, until, World } from "./world.ts";
@@ -141,5 +143,22 @@ describe("relay (root principal)", () => {
     expect(metrics).toMatch(/portcullis_amqp_connections_total\{outcome="opened"\} \d+/);
     expect(metrics).toMatch(/portcullis_amqp_applied_position \d+/);
     await conn.close();
+  });
+
+  it("a start on a busy port fails cleanly, so a retry with the same registry works (as serve does)", async () => {
+    const registry = new Registry();
+    const first = await edgeFor(world, { registry, edgeId: "amqp-a" });
+    const names = (r: Registry) => r.getMetricsAsArray().map((m) => m.name);
+    expect(names(registry)).toContain("portcullis_amqp_decisions_total");
+    await first.edge.close();
+    expect(names(registry).filter((n) => n.startsWith("portcullis_amqp_"))).toEqual([]);
+    const squatter = net.createServer();
+    await new Promise<void>((r) => squatter.listen(0, "127.0.0.1", () => r()));
+    const port = (squatter.address() as net.AddressInfo).port;
+    await expect(edgeFor(world, { registry, edgeId: "amqp-c", port })).rejects.toThrow(/EADDRINUSE/);
+    await new Promise((r) => squatter.close(r));
+    const again = await edgeFor(world, { registry, edgeId: "amqp-e" });
+    expect(names(registry)).toContain("portcullis_amqp_connections");
+    await again.edge.close();
   });
 });
