@@ -12,6 +12,7 @@
  * confirmed", SPEC §6) and says which edges lagged.
  */
 import { randomUUID } from "node:crypto";
+import { Auditor, auditRoutes, type DecisionReader, type SnapshotStore } from "@portcullis/audit";
 import {
   type EventStore,
   isExpectedRevisionConflict,
@@ -81,6 +82,10 @@ export interface AdminApiOptions {
   enforcementTimeoutMs?: number;
   /** Receives a record of every authorization decision on an admin call. */
   onDecision?: DecisionSink;
+  /** The decision log `POST /v1/audit/verify` re-decides (without it, verify answers 501). */
+  auditDecisions?: DecisionReader;
+  /** Snapshots for the audit queries (without them, each query replays from position 1). */
+  auditSnapshots?: SnapshotStore;
 }
 
 /** A running admin API. */
@@ -322,6 +327,38 @@ export async function startAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
       },
     });
   }
+
+  // ---- /v1/audit (SPEC §8): @portcullis/audit's routes, behind the same signatures and RAM authorization ----
+  await app.register(auditRoutes, {
+    auditor: new Auditor(store, {
+      projection: { amqpInstanceId },
+      region,
+      ...(opts.auditSnapshots ? { snapshots: opts.auditSnapshots } : {}),
+    }),
+    ...(opts.auditDecisions ? { decisions: opts.auditDecisions } : {}),
+    region,
+    authorize: (req, action, resource) => {
+      const caller = authenticateOrFail(req);
+      (req as { caller?: Caller }).caller = caller;
+      if (feed.status().failClosed)
+        throw new StoreUnavailableError(
+          "the event feed has been stale too long; the admin plane refuses requests",
+        );
+      const d = feed.projection.authorize(caller.principal, action, resource(caller.principal.accountId), {
+        "acs:CurrentTime": new Date().toISOString(),
+        "acs:SourceIp": req.ip,
+        "acs:SecureTransport": req.protocol === "https",
+        "acs:MFAPresent": false,
+      });
+      metrics.authz.inc({ action: d.action, decision: d.decision });
+      if (d.decision !== "Allow")
+        throw new AccessDenied(d, {
+          principal: caller.principal,
+          displayName: displayName(caller.principal),
+        });
+      return { principal: caller.principal };
+    },
+  });
 
   function authenticateOrFail(req: FastifyRequest): Caller {
     const r = authenticate(

@@ -21,6 +21,7 @@
  * `explain` and `who-can` set `acs:CurrentTime` to the time asked about unless
  * the context gives it.
  *
+ * The caller is authenticated and authorized first, then the input is checked.
  * Errors: bad input → an error with `statusCode` 400 (`code` InvalidParameter)
  * and a message naming the field; something absent at that position → 404
  * (`code` EntityNotExist); the host app's error handler formats them. The
@@ -175,14 +176,14 @@ export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (app, o
   };
 
   app.get("/v1/audit/state", async (req) => {
-    const q = parse(stateQuery, req.query, "query");
     const caller = await authorize(req, AUDIT_ACTIONS.state, resource);
+    const q = parse(stateQuery, req.query, "query");
     return auditor.state({ at: q.at, accountId: caller.principal.accountId });
   });
 
   app.post("/v1/audit/explain", async (req) => {
-    const b = parse(explainBody, bodyOf(req), "body");
     const caller = await authorize(req, AUDIT_ACTIONS.explain, resource);
+    const b = parse(explainBody, bodyOf(req), "body");
     const acct = caller.principal.accountId;
     ownResource(acct, b.resource, "body.resource");
     return auditor.explain({
@@ -196,8 +197,8 @@ export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (app, o
   });
 
   app.post("/v1/audit/who-can", async (req) => {
-    const b = parse(whoCanBody, bodyOf(req), "body");
     const caller = await authorize(req, AUDIT_ACTIONS.whoCan, resource);
+    const b = parse(whoCanBody, bodyOf(req), "body");
     const acct = caller.principal.accountId;
     ownResource(acct, b.resource, "body.resource");
     return auditor.whoCan({
@@ -209,8 +210,9 @@ export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (app, o
     });
   });
 
-  const diff = async (req: FastifyRequest, d: z.infer<typeof diffBody>) => {
+  const diff = async (req: FastifyRequest, input: () => z.infer<typeof diffBody>) => {
     const caller = await authorize(req, AUDIT_ACTIONS.diff, resource);
+    const d = input();
     const acct = caller.principal.accountId;
     for (const [i, p] of (d.probes ?? []).entries())
       ownResource(acct, p.resource, `body.probes.${i}.resource`);
@@ -222,12 +224,12 @@ export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (app, o
       ...(d.probes !== undefined ? { probes: d.probes } : {}),
     });
   };
-  app.get("/v1/audit/diff", async (req) => diff(req, parse(diffQuery, req.query, "query")));
-  app.post("/v1/audit/diff", async (req) => diff(req, parse(diffBody, bodyOf(req), "body")));
+  app.get("/v1/audit/diff", async (req) => diff(req, () => parse(diffQuery, req.query, "query")));
+  app.post("/v1/audit/diff", async (req) => diff(req, () => parse(diffBody, bodyOf(req), "body")));
 
   app.get("/v1/audit/history", async (req) => {
-    const q = parse(historyQuery, req.query, "query");
     const caller = await authorize(req, AUDIT_ACTIONS.history, resource);
+    const q = parse(historyQuery, req.query, "query");
     return auditor.history({
       accountId: caller.principal.accountId,
       principal: q.principal,
@@ -237,8 +239,8 @@ export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (app, o
   });
 
   app.post("/v1/audit/verify", async (req, reply) => {
-    const b = parse(verifyBody, bodyOf(req) ?? {}, "body");
     const caller = await authorize(req, AUDIT_ACTIONS.verify, resource);
+    const b = parse(verifyBody, bodyOf(req) ?? {}, "body");
     if (!decisions)
       return reply
         .code(501)
