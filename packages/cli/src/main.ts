@@ -56,6 +56,140 @@ function signatureKey(o: {
   return pick(f);
 }
 
+/** Run a distributed edge until SIGINT/SIGTERM; resolves with the exit code. */
+async function edgeUntilSignal(
+  start: () => Promise<{
+    kind: string;
+    edgeId: string;
+    host: string;
+    port: number;
+    healthPort?: number | undefined;
+    feed: { position: number };
+    close(): Promise<void>;
+  }>,
+  io: CliIO,
+): Promise<number> {
+  const edge = await start();
+  io.out(
+    `${edge.kind === "mqtt" ? "MQTT" : "AMQP"} edge ${edge.kind}://${edge.host}:${edge.port} (edge id ${edge.edgeId}, caught up to position ${edge.feed.position})`,
+  );
+  if (edge.healthPort !== undefined)
+    io.out(`health     http://${edge.host}:${edge.healthPort}/healthz (and /readyz, /metrics)`);
+  io.out("portcullis: ready (Ctrl-C to stop)");
+  const signal = await new Promise<string>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+  io.out(`portcullis: ${signal}, stopping`);
+  await edge.close();
+  return 0;
+}
+
+/** `mqtt-edge` and `amqp-edge`: one edge alone against a JetStream store (SPEC §9, distributed). */
+function addEdgeCommands(program: Command, io: CliIO, setCode: (c: number) => void): void {
+  const common = (c: Command, defaultPort: number, defaultInstance: string) =>
+    c
+      .requiredOption("--nats <url>", "NATS server URL(s) of the JetStream event store, comma-separated")
+      .option("--stream <name>", "JetStream stream of the event store", "PORTCULLIS_EVENTS")
+      .option("--subject-prefix <p>", "NATS subject prefix of the store and position reports", "portcullis")
+      .option(
+        "--master-key-file <file>",
+        "master key of the AccessKey secrets (else env PORTCULLIS_MASTER_KEY)",
+      )
+      .option("--host <host>", "listen address", "127.0.0.1")
+      .addOption(new Option("--port <n>", `listen port (default ${defaultPort})`).argParser(port))
+      .option("--instance <id>", "instance id", defaultInstance)
+      .option("--region <region>", "region in ARNs", "local")
+      .option("--edge-id <id>", "name in logs, metrics and position reports (default <kind>-<pid>)")
+      .addOption(
+        new Option("--health-port <n>", "serve /healthz, /readyz and /metrics on this port").argParser(port),
+      )
+      .addOption(
+        new Option(
+          "--fail-closed-after <ms>",
+          "refuse everything after the feed is stale this long",
+        ).argParser(Number),
+      )
+      .option("--log-file <file>", "JSON log file (`-` for stderr)", "-")
+      .option("--log-level <level>", "pino level (default info)");
+  // biome-ignore lint/suspicious/noExplicitAny: commander's parsed options
+  const base = (o: any) => ({
+    nats: o.nats,
+    streamName: o.stream,
+    subjectPrefix: o.subjectPrefix,
+    ...(o.masterKeyFile ? { masterKeyFile: o.masterKeyFile } : {}),
+    host: o.host,
+    ...(o.port !== undefined ? { port: o.port } : {}),
+    instanceId: o.instance,
+    region: o.region,
+    ...(o.edgeId ? { edgeId: o.edgeId } : {}),
+    ...(o.healthPort !== undefined ? { healthPort: o.healthPort } : {}),
+    ...(o.failClosedAfter !== undefined ? { failClosedAfterMs: o.failClosedAfter } : {}),
+    logFile: o.logFile,
+    ...(o.logLevel ? { logLevel: o.logLevel } : {}),
+  });
+
+  common(
+    program.command("mqtt-edge").description("an MQTT edge alone, following a NATS JetStream event store"),
+    1883,
+    "mqtt-local",
+  )
+    .addOption(new Option("--tls-port <n>", "also listen for MQTT over TLS").argParser(port))
+    .option("--tls-key <file>", "TLS private key (PEM)")
+    .option("--tls-cert <file>", "TLS certificate (PEM)")
+    .addOption(new Option("--ws-port <n>", "also listen for MQTT over WebSocket").argParser(port))
+    .addOption(
+      new Option("--refused-publish <what>", "what a refused PUBLISH does").choices(["drop", "disconnect"]),
+    )
+    .action(async (o) => {
+      const { runMqttEdge } = await import("./edge.ts");
+      setCode(
+        await edgeUntilSignal(
+          () =>
+            runMqttEdge({
+              ...base(o),
+              ...(o.tlsPort !== undefined ? { tlsPort: o.tlsPort } : {}),
+              ...(o.tlsKey ? { tlsKeyFile: o.tlsKey } : {}),
+              ...(o.tlsCert ? { tlsCertFile: o.tlsCert } : {}),
+              ...(o.wsPort !== undefined ? { wsPort: o.wsPort } : {}),
+              ...(o.refusedPublish ? { refusedPublish: o.refusedPublish } : {}),
+            }),
+          io,
+        ),
+      );
+    });
+
+  common(
+    program
+      .command("amqp-edge")
+      .description("an AMQP 0-9-1 edge alone, following a NATS JetStream event store"),
+    5673,
+    "amqp-local",
+  )
+    .option(
+      "--upstream <url>",
+      "the RabbitMQ to relay to (service credentials)",
+      "amqp://guest:guest@127.0.0.1:5672",
+    )
+    .option("--account <id>", "the account owning this AMQP instance (other accounts are refused at login)")
+    .addOption(new Option("--max-clock-skew <ms>", "largest password timestamp skew").argParser(Number))
+    .action(async (o) => {
+      const { runAmqpEdge } = await import("./edge.ts");
+      setCode(
+        await edgeUntilSignal(
+          () =>
+            runAmqpEdge({
+              ...base(o),
+              upstream: o.upstream,
+              ...(o.account ? { accountId: o.account } : {}),
+              ...(o.maxClockSkew !== undefined ? { maxClockSkewMs: o.maxClockSkew } : {}),
+            }),
+          io,
+        ),
+      );
+    });
+}
+
 /** Build the command tree; `setCode` receives each action's exit code. */
 export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
   const program = new Command("portcullis")
@@ -121,6 +255,14 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
     .option("--log-file <file>", "JSON log file (`-` for stderr; default <data-dir>/portcullis.log)")
     .option("--log-level <level>", "pino level (default info)")
     .option("--demo", "seed a demo account and print ready-to-paste client commands")
+    .addOption(
+      new Option("--store <kind>", "event store: sqlite in the data dir, or NATS JetStream (distributed)")
+        .choices(["sqlite", "jetstream"])
+        .default("sqlite"),
+    )
+    .option("--nats <url>", "NATS URL(s) of the JetStream store, comma-separated (with --store jetstream)")
+    .option("--no-mqtt", "do not run the MQTT edge in this process")
+    .option("--no-amqp", "do not run the AMQP edge in this process")
     .action(async (o) => {
       setCode(
         await serveUntilSignal(
@@ -137,6 +279,10 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
             ...(o.logFile ? { logFile: o.logFile } : {}),
             ...(o.logLevel ? { logLevel: o.logLevel } : {}),
             demo: o.demo === true,
+            store: o.store,
+            ...(o.nats ? { nats: o.nats } : {}),
+            mqtt: o.mqtt !== false,
+            amqp: o.amqp !== false,
           },
           io,
         ),
@@ -144,6 +290,7 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
     });
 
   addAdminCommands(program, io, setCode);
+  addEdgeCommands(program, io, setCode);
   registerAuditCommands(program, io, setCode);
 
   const sig = program

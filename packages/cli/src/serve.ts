@@ -14,15 +14,19 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, Socket } from "node:net";
 import { join, resolve } from "node:path";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { bootstrapAccount, startAdminApi } from "@portcullis/admin-api";
 import { startAmqpEdge } from "@portcullis/amqp-edge";
-import { SqliteEventStore } from "@portcullis/event-store";
+import { type EventStore, JetStreamEventStore, SqliteEventStore } from "@portcullis/event-store";
 import { parseMasterKey, SecretBox } from "@portcullis/events";
 import {
   CredentialResolver,
   type DecisionSink,
   InProcessPositionBoard,
   LiveProjection,
+  NatsPositionBoard,
+  type PositionBoard,
+  publishPositions,
 } from "@portcullis/feed";
 import { startMqttEdge } from "@portcullis/mqtt-edge";
 import pino, { type Logger } from "pino";
@@ -45,6 +49,17 @@ export interface ServeOptions {
   /** `-` for stderr; default `<dataDir>/portcullis.log`. */
   logFile?: string;
   logLevel?: string;
+  /**
+   * `sqlite` (default: `D/events.db`, in-process propagation) or `jetstream`
+   * (the distributed store on `nats`; edges elsewhere report over NATS).
+   */
+  store?: "sqlite" | "jetstream";
+  /** NATS URL(s), comma-separated, for `store: "jetstream"`. */
+  nats?: string;
+  /** Run the MQTT edge in this process (default true). */
+  mqtt?: boolean;
+  /** Run the AMQP edge in this process (default true, when the upstream is reachable). */
+  amqp?: boolean;
 }
 
 /** The root credentials file (`D/root-credentials.json`). */
@@ -169,7 +184,8 @@ function loadMasterKey(dir: string, storeIsEmpty: boolean): { box: SecretBox; so
 export interface EdgeContext {
   feed: LiveProjection;
   credentials: CredentialResolver;
-  board: InProcessPositionBoard;
+  /** Make "revocation confirmed" wait for this edge; returns the detach function. */
+  attach: (edgeId: string, kind: "mqtt" | "amqp") => () => void;
   host: string;
   region: string;
   logger: Logger;
@@ -209,7 +225,7 @@ function attached(
   edgeId: string,
   edge: { port: number; close(): Promise<void> },
 ): RunningEdge {
-  const detach = ctx.board.attach(edgeId, kind, ctx.feed);
+  const detach = ctx.attach(edgeId, kind);
   return {
     kind,
     edgeId,
@@ -237,13 +253,17 @@ export async function startMqtt(
 /** The AMQP edge (services/amqp-edge `startAmqpEdge`) in front of `upstream`, attached to the board. */
 export async function startAmqp(
   ctx: EdgeContext,
-  o: { port?: number; instanceId: string; upstream: string },
+  o: { port?: number; instanceId: string; upstream: string; accountId?: string },
 ): Promise<RunningEdge | string> {
   if (!(await reachable(o.upstream)))
     return `AMQP edge: off (upstream ${o.upstream.replace(/\/\/[^@]*@/, "//")} is not reachable; pass --amqp-upstream URL)`;
   const edgeId = "amqp-1";
   const r = await onFreePort("AMQP edge", ctx.host, o.port, DEFAULT_PORTS.amqp, (port) =>
-    startAmqpEdge({ ...edgeOptions(ctx, "amqp", edgeId, o.instanceId, port), upstream: { url: o.upstream } }),
+    startAmqpEdge({
+      ...edgeOptions(ctx, "amqp", edgeId, o.instanceId, port),
+      upstream: { url: o.upstream },
+      ...(o.accountId !== undefined ? { accountId: o.accountId } : {}),
+    }),
   );
   return attached(ctx, "amqp", edgeId, r.value);
 }
@@ -257,6 +277,10 @@ export async function startEdges(
     mqttInstanceId: string;
     amqpInstanceId: string;
     amqpUpstream: string;
+    /** The account owning the AMQP instance (the upstream's vhosts are not per account). */
+    amqpAccountId?: string;
+    mqtt?: boolean;
+    amqp?: boolean;
   },
 ): Promise<StartedEdges> {
   const out: StartedEdges = { edges: [], notes: [] };
@@ -265,19 +289,24 @@ export async function startEdges(
     else out.edges.push(r);
   };
   try {
-    take(
-      await startMqtt(ctx, {
-        ...(o.mqttPort !== undefined ? { port: o.mqttPort } : {}),
-        instanceId: o.mqttInstanceId,
-      }),
-    );
-    take(
-      await startAmqp(ctx, {
-        ...(o.amqpPort !== undefined ? { port: o.amqpPort } : {}),
-        instanceId: o.amqpInstanceId,
-        upstream: o.amqpUpstream,
-      }),
-    );
+    if (o.mqtt !== false)
+      take(
+        await startMqtt(ctx, {
+          ...(o.mqttPort !== undefined ? { port: o.mqttPort } : {}),
+          instanceId: o.mqttInstanceId,
+        }),
+      );
+    else out.notes.push("MQTT edge: off (--no-mqtt)");
+    if (o.amqp !== false)
+      take(
+        await startAmqp(ctx, {
+          ...(o.amqpPort !== undefined ? { port: o.amqpPort } : {}),
+          instanceId: o.amqpInstanceId,
+          upstream: o.amqpUpstream,
+          ...(o.amqpAccountId !== undefined ? { accountId: o.amqpAccountId } : {}),
+        }),
+      );
+    else out.notes.push("AMQP edge: off (--no-amqp)");
   } catch (e) {
     for (const edge of out.edges) await edge.close().catch(() => {});
     throw e;
@@ -306,7 +335,22 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
     logger.flush?.();
   };
   try {
-    const store = SqliteEventStore.open(join(dir, "events.db"));
+    let nc: NatsConnection | undefined;
+    let store: EventStore;
+    if (o.store === "jetstream") {
+      if (!o.nats) throw new Error("--store jetstream needs --nats URL");
+      const conn = await connect({
+        servers: o.nats.split(","),
+        name: "portcullis-serve",
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+      });
+      nc = conn;
+      closers.push(() => conn.drain());
+      store = await JetStreamEventStore.connect({ connection: conn });
+    } else {
+      store = SqliteEventStore.open(join(dir, "events.db"));
+    }
     closers.push(() => store.close());
     const empty = (await store.head()) === 0;
     const { box, source } = loadMasterKey(dir, empty);
@@ -331,8 +375,13 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
       onError: (err, where) => logger.warn({ err, where }, "feed error"),
     });
     closers.push(() => feed.close());
-    const board = new InProcessPositionBoard();
+    // In one process edges are read straight from the shared feed; distributed,
+    // every edge (ours too) reports over NATS and the board listens there.
+    const inProcess = nc ? undefined : new InProcessPositionBoard();
+    const board: PositionBoard = nc ? new NatsPositionBoard(nc) : inProcess!;
     closers.push(() => board.close());
+    const attach = (edgeId: string, kind: "mqtt" | "amqp") =>
+      inProcess ? inProcess.attach(edgeId, kind, feed) : publishPositions(nc!, feed, { edgeId, kind });
     const onDecision: DecisionSink = (r) => {
       if (r.decision !== "Allow") logger.info({ decisionRecord: r }, "denied");
     };
@@ -360,15 +409,22 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
     }
 
     const credentials = new CredentialResolver(feed.projection, box);
+    // The AMQP instance belongs to this gateway's account: the upstream's vhosts
+    // are shared, so another account's principals must not reach them (SPEC §2).
+    const accounts = [...feed.projection.state.accounts.keys()];
+    const amqpAccount = root?.accountId ?? (accounts.length === 1 ? accounts[0] : undefined);
     feed.onApplied((_e, affected) => credentials.forget(affected.accessKeys));
     const { edges, notes } = await startEdges(
-      { feed, credentials, board, host, region, logger, registry, onDecision },
+      { feed, credentials, attach, host, region, logger, registry, onDecision },
       {
         ...(o.mqttPort !== undefined ? { mqttPort: o.mqttPort } : {}),
         ...(o.amqpPort !== undefined ? { amqpPort: o.amqpPort } : {}),
         mqttInstanceId,
         amqpInstanceId,
         amqpUpstream: o.amqpUpstream ?? "amqp://guest:guest@127.0.0.1:5672",
+        ...(amqpAccount !== undefined ? { amqpAccountId: amqpAccount } : {}),
+        ...(o.mqtt !== undefined ? { mqtt: o.mqtt } : {}),
+        ...(o.amqp !== undefined ? { amqp: o.amqp } : {}),
       },
     );
     for (const e of edges) closers.push(() => e.close());
