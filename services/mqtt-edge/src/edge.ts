@@ -89,6 +89,12 @@ export interface MqttEdgeOptions {
   refusedPublish?: "disconnect" | "drop";
   /** Require the topic's parent topic (first level) to exist in the instance (default true). */
   requireTopics?: boolean;
+  /**
+   * TCP_NODELAY on client sockets (default true): deliveries go out at once instead of waiting
+   * for Nagle's algorithm (which, against a client's delayed ACK, can hold a message ~40 ms).
+   * `false` trades that latency for fewer, larger TCP segments.
+   */
+  noDelay?: boolean;
   /** Largest MQTT packet accepted, in bytes (default 1 MiB); a larger one closes the connection. */
   maxPacketSize?: number;
   /** Time a connection has to send CONNECT, in ms (default 10 000). */
@@ -336,12 +342,13 @@ class EdgeCore implements MqttEdge {
 
     const handle = (conn: TaggedConnection, req?: IncomingMessage) => this.#handle(conn, req);
     try {
-      const tcp = await listenTcp(this.host, this.#opts.port ?? 1883, handle);
+      const noDelay = this.#opts.noDelay ?? true;
+      const tcp = await listenTcp(this.host, this.#opts.port ?? 1883, handle, noDelay);
       this.#listeners.push(tcp);
       this.port = tcp.port;
       if (this.#opts.tls) {
         const t = this.#opts.tls;
-        const l = await listenTls(t.host ?? this.host, t.port, t, handle);
+        const l = await listenTls(t.host ?? this.host, t.port, t, handle, noDelay);
         this.#listeners.push(l);
         this.tlsPort = l.port;
       }
@@ -352,6 +359,7 @@ class EdgeCore implements MqttEdge {
           w.port,
           {
             maxPayload: this.#maxPacket + 8,
+            noDelay,
             ...(w.key && w.cert ? { tls: { key: w.key, cert: w.cert } } : {}),
           },
           handle,

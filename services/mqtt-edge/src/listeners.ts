@@ -73,8 +73,16 @@ function track(server: Server | HttpServer): Set<Socket> {
 }
 
 /** Listen for MQTT over plain TCP. */
-export async function listenTcp(host: string, port: number, handle: ConnectionHandler): Promise<Listener> {
+export async function listenTcp(
+  host: string,
+  port: number,
+  handle: ConnectionHandler,
+  noDelay = true,
+): Promise<Listener> {
   const server = createNetServer((socket) => {
+    // Deliveries are small writes: without TCP_NODELAY, Nagle's algorithm meets the client's
+    // delayed ACK and can hold a message back ~40 ms.
+    socket.setNoDelay(noDelay);
     const conn = socket as TaggedConnection;
     conn[CONN_INFO] = { transport: "tcp", sourceIp: normalizeIp(socket.remoteAddress), secure: false };
     handle(conn);
@@ -90,10 +98,12 @@ export async function listenTls(
   port: number,
   tls: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer },
   handle: ConnectionHandler,
+  noDelay = true,
 ): Promise<Listener> {
   const server = createTlsServer(
     { key: tls.key, cert: tls.cert, ...(tls.ca ? { ca: tls.ca } : {}) },
     (socket) => {
+      socket.setNoDelay(noDelay);
       const conn = socket as TaggedConnection;
       conn[CONN_INFO] = { transport: "tls", sourceIp: normalizeIp(socket.remoteAddress), secure: true };
       handle(conn);
@@ -110,7 +120,7 @@ export async function listenTls(
 export async function listenWs(
   host: string,
   port: number,
-  opts: { maxPayload: number; tls?: { key: string | Buffer; cert: string | Buffer } },
+  opts: { maxPayload: number; noDelay?: boolean; tls?: { key: string | Buffer; cert: string | Buffer } },
   handle: ConnectionHandler,
 ): Promise<Listener> {
   const secure = opts.tls !== undefined;
@@ -129,6 +139,7 @@ export async function listenWs(
     },
   });
   wss.on("connection", (ws, req) => {
+    req.socket.setNoDelay(opts.noDelay ?? true);
     const conn = createWebSocketStream(ws) as TaggedConnection;
     conn.on("error", () => conn.destroy());
     conn[CONN_INFO] = {

@@ -417,7 +417,7 @@ describe("fail-closed", () => {
       const pub = await lost.connect(u, k, "GID_shared@@@fc-pub");
       await pub.publishAsync("a/x", "before", { qos: 1 });
       await inbox.waitFor("before");
-      expect(e.health()).toMatchObject({ ok: true, failClosed: false });
+      expect(e.health().failClosed).toBe(false);
       // Cut the feed: the store stops answering.
       await lost.store.close();
       await expect.poll(() => e.health().failClosed, { timeout: 5_000 }).toBe(true);
@@ -427,7 +427,9 @@ describe("fail-closed", () => {
       await expect(lost.connect(u, k, "GID_shared@@@fc-new")).rejects.toMatchObject({ code: 3 });
       expect(await e.registry.metrics()).toMatch(/portcullis_mqtt_feed_fail_closed 1/);
       expect(inbox.payloads()).toEqual(["before"]);
-      expect(lost.log.messages("event feed lost: refusing everything (fail-closed)")).toHaveLength(1);
+      expect(
+        lost.log.messages("event feed lost: refusing everything (fail-closed)").length,
+      ).toBeGreaterThanOrEqual(1);
     } finally {
       await Promise.all(lost.clients.map((c) => c.endAsync(true)));
       await Promise.all(lost.edges.map((x) => x.close()));
