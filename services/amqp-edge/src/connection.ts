@@ -43,10 +43,18 @@ import {
 import { CodecError, type FieldTable, truncateShortstr } from "./codec/fields.ts";
 import { FrameReader } from "./codec/frames.ts";
 import { type DecodedMethod, decodeMethod, encodeMethodFrame, HEARTBEAT_FRAME } from "./codec/methods.ts";
+import { contentHeaders, senderSelectedKeys } from "./codec/properties.ts";
 import { methodKey } from "./codec/spec.ts";
 import type { EdgeMetrics } from "./metrics.ts";
 import { Output } from "./output.ts";
-import { type AmqpOp, type Check, ConnectionRules, deadLetterExchange, settleAction } from "./rules.ts";
+import {
+  type AmqpOp,
+  type Check,
+  ConnectionRules,
+  deadLetterExchange,
+  settleAction,
+  stringArgument,
+} from "./rules.ts";
 
 /** Where the edge connects upstream, with its service credentials. */
 export interface UpstreamTarget {
@@ -190,6 +198,8 @@ interface Channel {
   heldBytes: number;
   /** Client content state: EXPECT_NONE, EXPECT_HEADER or body octets remaining. */
   expect: number;
+  /** An allowed basic.publish held until its content header is checked too (CC/BCC routing keys). */
+  pendingPublish: { buf: Buffer; start: number; end: number; exchange: string } | undefined;
   /** Whether the upstream content frames now arriving are forwarded to the client. */
   upForward: boolean;
   consumers: Map<string, Consumer>;
@@ -220,6 +230,7 @@ const newChannel = (id: number): Channel => ({
   held: undefined,
   heldBytes: 0,
   expect: EXPECT_NONE,
+  pendingPublish: undefined,
   upForward: false,
   consumers: new Map(),
   pendingConsumes: [],
@@ -1201,6 +1212,28 @@ export class EdgeConnection {
       return;
     }
     const bodySize = buf.readUInt32BE(start + 11) * 4294967296 + buf.readUInt32BE(start + 15);
+    const pub = chan.pendingPublish;
+    chan.pendingPublish = undefined;
+    if (pub) {
+      // Sender-selected distribution: RabbitMQ also routes by the CC and BCC headers' keys.
+      let keys: string[];
+      try {
+        keys = senderSelectedKeys(contentHeaders(buf, start, end));
+      } catch (e) {
+        if (!(e instanceof CodecError)) throw e;
+        this.#protocolError(e.code, `${replyCodeName(e.code)} - content header: ${e.message}`, 60, 40);
+        return;
+      }
+      for (const rk of keys) {
+        const resource = this.#rules.exchangeMessages(pub.exchange, rk);
+        const d = this.#decide("amqp:BasicPublish", resource, rk);
+        if (d.decision !== "Allow") {
+          this.#refuse(chan, "amqp:BasicPublish", resource, d, 60, 40);
+          return;
+        }
+      }
+      this.#toUp!.forward(pub.buf, pub.start, pub.end);
+    }
     chan.expect = bodySize === 0 ? EXPECT_NONE : bodySize;
     this.#toUp!.forward(buf, start, end);
   }
@@ -1368,8 +1401,9 @@ export class EdgeConnection {
       this.#refuse(chan, "amqp:BasicPublish", resource, d, 60, 40);
       return;
     }
+    // Forwarded with its content header, once the header's CC/BCC keys are checked too.
     chan.expect = EXPECT_HEADER;
-    this.#toUp!.forward(buf, start, end);
+    chan.pendingPublish = { buf, start, end, exchange };
   }
 
   /**
@@ -1466,17 +1500,19 @@ export class EdgeConnection {
         chan.client = "closing-client";
         this.#toUp!.forward(buf, start, end);
         return;
-      case K.EX_DECLARE:
-        if (
-          !this.#allowed(chan, cls, mid, {
-            op: "exchange.declare",
-            exchange: a.exchange as string,
-            passive: a.passive as boolean,
-          })
-        )
-          return;
+      case K.EX_DECLARE: {
+        const passive = a.passive as boolean;
+        const ae = passive ? undefined : stringArgument(a.arguments as FieldTable, "alternate-exchange");
+        const op: AmqpOp = {
+          op: "exchange.declare",
+          exchange: a.exchange as string,
+          passive,
+          ...(ae !== undefined ? { alternateExchange: ae } : {}),
+        };
+        if (!this.#allowed(chan, cls, mid, op)) return;
         this.#toUp!.forward(buf, start, end);
         return;
+      }
       case K.EX_DELETE:
         if (!this.#allowed(chan, cls, mid, { op: "exchange.delete", exchange: a.exchange as string })) return;
         this.#toUp!.forward(buf, start, end);
@@ -1672,6 +1708,7 @@ export class EdgeConnection {
     );
     chan.client = "closing-edge";
     chan.expect = EXPECT_NONE;
+    chan.pendingPublish = undefined;
     if (!chan.upClosing) {
       chan.upClosing = true;
       this.#toUp!.write(

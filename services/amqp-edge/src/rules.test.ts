@@ -17,6 +17,9 @@ describe("SPEC §4.2 table", () => {
       V,
       `amqp:GetExchange ${B}/exchanges/e`,
     ]);
+    expect(pairs({ op: "exchange.declare", exchange: "e", passive: false, alternateExchange: "ae" })).toEqual(
+      [V, `amqp:CreateExchange ${B}/exchanges/e`, `amqp:CreateExchange ${B}/exchanges/ae`],
+    );
     expect(pairs({ op: "exchange.delete", exchange: "e" })).toEqual([
       V,
       `amqp:DeleteExchange ${B}/exchanges/e`,

@@ -8,6 +8,7 @@
  * | every op below but publish/ack/nack/reject | GetVhost (vhost) first (see ConnectionRules)                      |
  * | exchange.declare passive=false           | CreateExchange (exchange)                                           |
  * | exchange.declare passive=true            | GetExchange (exchange)                                              |
+ * | exchange.declare alternate-exchange      | + CreateExchange (AE) — beyond the seed, as its DLX row             |
  * | exchange.delete                          | DeleteExchange (exchange)                                           |
  * | exchange.bind / unbind                   | GetExchange (source) + CreateExchange (destination)                 |
  * | queue.declare passive=false              | CreateQueue (queue)                                                 |
@@ -51,7 +52,7 @@ export interface Check {
 /** An AMQP operation with every name resolved (empty queue names replaced by the channel's last queue). */
 export type AmqpOp =
   | { op: "connection.open" }
-  | { op: "exchange.declare"; exchange: string; passive: boolean }
+  | { op: "exchange.declare"; exchange: string; passive: boolean; alternateExchange?: string }
   | { op: "exchange.delete"; exchange: string }
   | { op: "exchange.bind" | "exchange.unbind"; source: string; destination: string; routingKey: string }
   | { op: "queue.declare"; queue: string; passive: boolean; deadLetterExchange?: string }
@@ -141,6 +142,11 @@ export class ConnectionRules {
           action: o.passive ? "amqp:GetExchange" : "amqp:CreateExchange",
           resource: ex(o.exchange),
         });
+        // Beyond the seed, by analogy with its DLX row: an alternate exchange receives what the
+        // exchange cannot route, so declaring one needs CreateExchange on it as well.
+        if (!o.passive && o.alternateExchange !== undefined) {
+          out.push({ action: "amqp:CreateExchange", resource: ex(o.alternateExchange) });
+        }
         break;
       case "exchange.delete":
         out.push({ action: "amqp:DeleteExchange", resource: ex(o.exchange) });
@@ -214,10 +220,15 @@ export function settleAction(op: "basic.ack" | "basic.nack" | "basic.reject"): s
   return ACK_ACTION[op];
 }
 
-/** The `x-dead-letter-exchange` argument of a queue.declare, when present as a string. */
-export function deadLetterExchange(args: Record<string, unknown> | undefined): string | undefined {
-  const v = args?.["x-dead-letter-exchange"];
+/** A string argument of a declare (`x-dead-letter-exchange`, `alternate-exchange`), when present. */
+export function stringArgument(args: Record<string, unknown> | undefined, name: string): string | undefined {
+  const v = args?.[name];
   if (typeof v === "string") return v;
   if (Buffer.isBuffer(v)) return v.toString("utf8");
   return undefined;
+}
+
+/** The `x-dead-letter-exchange` argument of a queue.declare, when present as a string. */
+export function deadLetterExchange(args: Record<string, unknown> | undefined): string | undefined {
+  return stringArgument(args, "x-dead-letter-exchange");
 }

@@ -65,6 +65,16 @@ async function open(key: string): Promise<Open> {
   return { conn, ch, chError };
 }
 
+/** The error the channel is closed with, failing after `ms` when none comes. */
+function channelError(o: Open, ms = 5_000): Promise<Error> {
+  return Promise.race([
+    o.chError,
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`no channel error within ${ms} ms`)), ms),
+    ),
+  ]);
+}
+
 /** Expect a 403 naming `action` on `resource`. */
 async function refused(p: Promise<unknown>, action: string, resource: string): Promise<void> {
   const err = await p.then(
@@ -183,6 +193,23 @@ describe("exchange.declare", () => {
     await ok.ch.checkExchange("ex-passive");
     const no = await open(await principal([stmt("amqp:CreateExchange", res("/exchanges/*"))]));
     await refused(no.ch.checkExchange("ex-passive"), "amqp:GetExchange", arn("/exchanges/ex-passive"));
+  });
+});
+
+describe("exchange.declare with alternate-exchange (beyond the seed, as its DLX row)", () => {
+  it("needs CreateExchange on the alternate exchange too", async () => {
+    const no = await open(await principal([stmt("amqp:CreateExchange", res("/exchanges/ae-main"))]));
+    await refused(
+      no.ch.assertExchange("ae-main", "direct", { durable: false, alternateExchange: "ae-spill" }),
+      "amqp:CreateExchange",
+      arn("/exchanges/ae-spill"),
+    );
+    expect(await exchangeExists("ae-main")).toBe(false);
+    const ok = await open(
+      await principal([stmt("amqp:CreateExchange", [res("/exchanges/ae-main"), res("/exchanges/ae-spill")])]),
+    );
+    await ok.ch.assertExchange("ae-main", "direct", { durable: false, alternateExchange: "ae-spill" });
+    expect(await exchangeExists("ae-main")).toBe(true);
   });
 });
 
@@ -394,7 +421,7 @@ describe("basic.publish → amqp:BasicPublish (exchange messages, with routing k
     await conf.waitForConfirms();
     expect(await messages("pub-orders")).toBe(1);
     a.ch.publish("pub-ex", "payments.eu", Buffer.from("never"));
-    const err = await a.chError;
+    const err = await channelError(a);
     expect(err.message).toMatch(/403/);
     expect(err.message).toContain("`amqp:BasicPublish`");
     expect(err.message).toContain(`\`${arn("/exchanges/pub-ex/messages/payments.eu")}\``);
@@ -414,7 +441,7 @@ describe("basic.publish → amqp:BasicPublish (exchange messages, with routing k
     await conf.waitForConfirms();
     expect(await messages("pub-payments")).toBe(1);
     a.ch.publish("pub-ex", "orders.us", Buffer.from("never"));
-    expect((await a.chError).message).toContain("`amqp:BasicPublish`");
+    expect((await channelError(a)).message).toContain("`amqp:BasicPublish`");
     expect(await messages("pub-orders")).toBe(1); // only the one from the previous test
   });
 
@@ -428,9 +455,31 @@ describe("basic.publish → amqp:BasicPublish (exchange messages, with routing k
     await conf.waitForConfirms();
     expect(await messages("pub-default")).toBe(1);
     a.ch.sendToQueue("pub-default-other", Buffer.from("never"));
-    const err = await a.chError;
+    const err = await channelError(a);
     expect(err.message).toContain(`\`${arn("/exchanges/amq.default/messages/pub-default-other")}\``);
     expect(await messages("pub-default-other")).toBe(0);
+  });
+
+  it("CC and BCC headers (sender-selected distribution) are routing keys too", async () => {
+    await setup(async (c) => {
+      await c.assertQueue("cc-orders", { durable: false });
+      await c.assertQueue("cc-payments", { durable: false });
+      await c.bindQueue("cc-orders", "pub-ex", "orders.#");
+      await c.bindQueue("cc-payments", "pub-ex", "payments.#");
+    });
+    const key = await principal([stmt("amqp:BasicPublish", res("/exchanges/pub-ex/messages/orders.*"))]);
+    const a = await open(key);
+    const conf = await a.conn.createConfirmChannel();
+    conf.publish("pub-ex", "orders.eu", Buffer.from("cc ok"), { headers: { CC: ["orders.us"] } });
+    await conf.waitForConfirms();
+    expect(await messages("cc-orders")).toBe(1);
+    a.ch.publish("pub-ex", "orders.eu", Buffer.from("never"), { headers: { BCC: ["payments.eu"] } });
+    const err = await channelError(a);
+    expect(err.message).toContain("`amqp:BasicPublish`");
+    expect(err.message).toContain(`\`${arn("/exchanges/pub-ex/messages/payments.eu")}\``);
+    // nothing of the refused publish reached RabbitMQ: not even under its allowed routing key
+    expect(await messages("cc-orders")).toBe(1);
+    expect(await messages("cc-payments")).toBe(0);
   });
 
   it("a refused publish with its content, pipelined with more, leaves the connection usable", async () => {
@@ -440,7 +489,7 @@ describe("basic.publish → amqp:BasicPublish (exchange messages, with routing k
     ]);
     const a = await open(key);
     for (let i = 0; i < 20; i++) a.ch.sendToQueue("pub-default-other", Buffer.alloc(200_000, i));
-    await a.chError;
+    await channelError(a);
     const ch2 = await a.conn.createChannel();
     expect((await ch2.checkQueue("pub-default")).queue).toBe("pub-default");
     expect(await messages("pub-default-other")).toBe(0);
@@ -517,7 +566,7 @@ describe("basic.ack / nack / reject → BasicAck / BasicNack / BasicReject (queu
       const m2 = await no.ch.get(q);
       if (!m2) throw new Error("no message");
       settle(no.ch, m2);
-      const err = await no.chError;
+      const err = await channelError(no);
       expect(err.message).toMatch(/403/);
       expect(err.message).toContain(`\`${action}\``);
       expect(err.message).toContain(`\`${arn(`/queues/${q}/messages/*`)}\``);
@@ -540,7 +589,7 @@ describe("basic.ack / nack / reject → BasicAck / BasicNack / BasicReject (queu
     if (!ma || !mb) throw new Error("no message");
     expect(mb.fields.deliveryTag).toBeGreaterThan(ma.fields.deliveryTag);
     a.ch.ack(mb, true); // covers ma (q-multi-a, allowed) and mb (q-multi-b, not allowed)
-    const err = await a.chError;
+    const err = await channelError(a);
     expect(err.message).toContain(`\`${arn("/queues/q-multi-b/messages/*")}\``);
     await until(
       async () => (await messages("q-multi-a")) === 1 && (await messages("q-multi-b")) === 1,

@@ -261,3 +261,37 @@ describe("codec fuzz (fast-check)", () => {
     );
   });
 });
+
+describe("content properties", () => {
+  const headerFrame = (flags: number, props: Buffer) => {
+    const p = Buffer.alloc(14);
+    p.writeUInt16BE(60, 0);
+    p.writeUInt32BE(5, 8);
+    p.writeUInt16BE(flags, 12);
+    const payload = Buffer.concat([p, props]);
+    const f = Buffer.alloc(payload.length + 8);
+    f[0] = 2;
+    f.writeUInt32BE(payload.length, 3);
+    payload.copy(f, 7);
+    f[f.length - 1] = FRAME_END;
+    return f;
+  };
+
+  it("reads the headers after content-type and content-encoding, and the CC/BCC keys", async () => {
+    const { contentHeaders, senderSelectedKeys } = await import("./properties.ts");
+    const w = new Writer();
+    w.shortstr("text/plain");
+    w.shortstr("gzip");
+    w.table({ CC: ["a.b", "c"], BCC: ["d"], other: 1 });
+    const f = headerFrame(
+      (1 << 15) | (1 << 14) | (1 << 13) | (1 << 2),
+      Buffer.concat([w.result(), Buffer.from([9])]),
+    );
+    expect(senderSelectedKeys(contentHeaders(f, 0, f.length))).toEqual(["a.b", "c", "d"]);
+    const none = headerFrame(1 << 15, Buffer.from([1, 0x78]));
+    expect(contentHeaders(none, 0, none.length)).toBeUndefined();
+    const cut = headerFrame(1 << 13, Buffer.from([0, 0, 0, 9, 1]));
+    expect(() => contentHeaders(cut, 0, cut.length)).toThrow(CodecError);
+    expect(() => senderSelectedKeys({ CC: [1] })).toThrow(/non-string routing key/);
+  });
+});
