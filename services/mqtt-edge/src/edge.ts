@@ -56,6 +56,7 @@ import {
 import { type ConnectResult, EdgeMetrics, RESULT, type Result, STAGE, type Stage } from "./metrics.ts";
 import {
   AllowMemo,
+  recordContext,
   SESSION,
   type Session,
   SessionRegistry,
@@ -1035,7 +1036,7 @@ class EdgeCore implements MqttEdge {
       principal: s.principalKey,
       action: d.action,
       resource: d.resource,
-      context,
+      context: recordContext(context),
       decision: d.decision,
       decidingStatements: d.decidingStatements,
       position: this.#feed.position,

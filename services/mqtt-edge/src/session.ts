@@ -150,61 +150,55 @@ export class AllowMemo {
 }
 
 /**
+ * The prototype of every session context: `acs:CurrentTime` is a getter that
+ * reads the clock (epoch ms, which Date operators accept) only when a statement
+ * asks for it. Decision records copy it as an ISO time (see `recordContext`).
+ */
+const TIME = Object.freeze(
+  Object.defineProperty({}, "acs:CurrentTime", {
+    enumerable: true,
+    get: () => Date.now(),
+  }),
+);
+
+/** A frozen context with the clock getter. */
+function context(props: Record<string, string | number | boolean>): RequestContext {
+  return Object.freeze(
+    Object.assign(Object.create(TIME) as Record<string, unknown>, props),
+  ) as RequestContext;
+}
+
+/**
  * Build the contexts of a session once; every decision reuses them (no
- * allocation per message). `acs:CurrentTime` is a getter: it reads the clock
- * (epoch ms, which Date operators accept) only when a statement asks for it.
+ * allocation per message).
  */
 export function sessionContexts(
   info: ConnectionInfo,
   clientId: string,
   groupId: string,
 ): Pick<Session, "connectContext" | "messageContexts" | "subscribeContexts"> {
-  const ip = info.sourceIp;
-  const secure = info.secure;
-  const connectContext: RequestContext = Object.freeze({
-    "acs:SourceIp": ip,
-    "acs:SecureTransport": secure,
+  const base = {
+    "acs:SourceIp": info.sourceIp,
+    "acs:SecureTransport": info.secure,
     "mq:ClientId": clientId,
     "mq:GroupId": groupId,
-    get "acs:CurrentTime"() {
-      return Date.now();
-    },
-  });
-  const message = (qos: number, retain: boolean): RequestContext =>
-    Object.freeze({
-      "acs:SourceIp": ip,
-      "acs:SecureTransport": secure,
-      "mq:ClientId": clientId,
-      "mq:GroupId": groupId,
-      "mq:Qos": qos,
-      "mq:Retain": retain,
-      get "acs:CurrentTime"() {
-        return Date.now();
-      },
-    });
-  const subscribe = (qos: number): RequestContext =>
-    Object.freeze({
-      "acs:SourceIp": ip,
-      "acs:SecureTransport": secure,
-      "mq:ClientId": clientId,
-      "mq:GroupId": groupId,
-      "mq:Qos": qos,
-      get "acs:CurrentTime"() {
-        return Date.now();
-      },
-    });
-  return {
-    connectContext,
-    messageContexts: [
-      message(0, false),
-      message(0, true),
-      message(1, false),
-      message(1, true),
-      message(2, false),
-      message(2, true),
-    ],
-    subscribeContexts: [subscribe(0), subscribe(1), subscribe(2)],
   };
+  const messageContexts: RequestContext[] = [];
+  for (let i = 0; i < 6; i++)
+    messageContexts.push(context({ ...base, "mq:Qos": i >> 1, "mq:Retain": (i & 1) === 1 }));
+  return {
+    connectContext: context(base),
+    messageContexts,
+    subscribeContexts: [0, 1, 2].map((qos) => context({ ...base, "mq:Qos": qos })),
+  };
+}
+
+/** A context as a plain object for a decision record, with the time of the decision in ISO 8601. */
+export function recordContext(ctx: RequestContext): RequestContext {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(ctx)) out[k] = ctx[k];
+  out["acs:CurrentTime"] = new Date().toISOString();
+  return out as RequestContext;
 }
 
 const addTo = <K>(m: Map<K, Set<Session>>, k: K, s: Session) => {

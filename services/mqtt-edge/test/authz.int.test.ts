@@ -205,6 +205,8 @@ describe("PUBLISH and SUBSCRIBE by rule of SPEC §4.1", () => {
       context: { "mq:Retain": true, "mq:Qos": 1, "acs:SourceIp": "127.0.0.1", "acs:SecureTransport": false },
     });
     expect(rec!.decidingStatements[0]).toMatchObject({ statement: 2, effect: "Deny" });
+    // The record carries the time the decision used, so an audit can re-decide it.
+    expect(String(rec!.context?.["acs:CurrentTime"])).toMatch(/^\d{4}-\d\d-\d\dT/);
   });
 
   test("conditions on the client id and Group ID", async () => {
