@@ -4,11 +4,12 @@
  * its module and append it to BENCHMARKS. `pnpm bench -- NAME …` runs only the named ones.
  */
 import type { Benchmark } from "./harness.ts";
+import { mqttBenchmark } from "./mqtt.ts";
 import { policyBenchmark } from "./policy.ts";
 import { storeBenchmark } from "./store.ts";
 
 /** Every benchmark, in the order `pnpm bench` runs them. */
-export const BENCHMARKS: readonly Benchmark[] = [policyBenchmark, storeBenchmark];
+export const BENCHMARKS: readonly Benchmark[] = [policyBenchmark, storeBenchmark, mqttBenchmark];
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");
 const selected = wanted.length > 0 ? BENCHMARKS.filter((b) => wanted.includes(b.name)) : BENCHMARKS;
