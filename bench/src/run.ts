@@ -3,13 +3,14 @@
  * process. To add one (event store, MQTT, AMQP, …), export a `Benchmark` from
  * its module and append it to BENCHMARKS. `pnpm bench -- NAME …` runs only the named ones.
  */
+import { amqpBenchmark } from "./amqp.ts";
 import type { Benchmark } from "./harness.ts";
 import { mqttBenchmark } from "./mqtt.ts";
 import { policyBenchmark } from "./policy.ts";
 import { storeBenchmark } from "./store.ts";
 
 /** Every benchmark, in the order `pnpm bench` runs them. */
-export const BENCHMARKS: readonly Benchmark[] = [policyBenchmark, storeBenchmark, mqttBenchmark];
+export const BENCHMARKS: readonly Benchmark[] = [policyBenchmark, storeBenchmark, mqttBenchmark, amqpBenchmark];
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");
 const selected = wanted.length > 0 ? BENCHMARKS.filter((b) => wanted.includes(b.name)) : BENCHMARKS;
