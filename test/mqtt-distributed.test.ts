@@ -1,7 +1,7 @@
 /**
  * Distributed (issue 5 Tests): a JetStream event store on a private
- * nats-server, the admin API, and two MQTT edge processes (mqtt-edge-child.ts)
- * that follow the store and report their positions over NATS.
+ * nats-server, the admin API, and two `portcullis mqtt-edge` processes (the
+ * real CLI) that follow the store and report their positions over NATS.
  *
  * - One revocation through the API reaches both edges: the call returns once
  *   both applied it (`waitEnforced`), and neither delivers anything after.
@@ -10,7 +10,6 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { type AdminApi, AdminClient, bootstrapAccount, startAdminApi } from "@portcullis/admin-api";
@@ -23,16 +22,14 @@ import { connectAsync, type MqttClient } from "mqtt";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 
-const here = import.meta.dirname;
-const CHILD = join(here, "mqtt-edge-child.ts");
-const TSX = createRequire(import.meta.url).resolve("tsx");
+const CLI = join(import.meta.dirname, "..", "packages", "cli", "bin", "portcullis.mjs");
 
 interface Key {
   accessKeyId: string;
   accessKeySecret: string;
 }
 
-/** A running edge process. */
+/** A running `portcullis mqtt-edge`. */
 class EdgeProcess {
   readonly child: ChildProcess;
   output = "";
@@ -41,22 +38,23 @@ class EdgeProcess {
     readonly edgeId: string,
     env: NodeJS.ProcessEnv,
   ) {
-    this.child = spawn(process.execPath, ["--import", TSX, CHILD], {
-      env: { ...process.env, ...env, EDGE_ID: edgeId },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    this.child = spawn(
+      process.execPath,
+      [CLI, "mqtt-edge", "--nats", nats.url, "--port", "0", "--edge-id", edgeId, "--log-level", "warn"],
+      { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] },
+    );
     this.child.stderr!.on("data", (d) => {
       this.output += d;
     });
     this.ready = new Promise((resolve, reject) => {
-      let out = "";
       const t = setTimeout(() => reject(new Error(`${edgeId} not ready:\n${this.output}`)), 60_000);
       this.child.stdout!.on("data", (d) => {
-        out += d;
-        const line = out.split("\n").find((l) => l.startsWith("{"));
-        if (line) {
+        this.output += d;
+        // `MQTT edge mqtt://127.0.0.1:<port> (edge id <id>, caught up to position <n>)`, then `portcullis: ready`.
+        const m = /mqtt:\/\/[^:]+:(\d+) \(edge id [^,]+, caught up to position (\d+)\)/.exec(this.output);
+        if (m && this.output.includes("portcullis: ready")) {
           clearTimeout(t);
-          resolve(JSON.parse(line) as { port: number; position: number });
+          resolve({ port: Number(m[1]), position: Number(m[2]) });
         }
       });
       this.child.once("exit", (code) => {
@@ -87,7 +85,7 @@ const ports = new Map<string, number>();
 const clients: MqttClient[] = [];
 
 async function startEdge(edgeId: string): Promise<{ port: number; position: number }> {
-  const e = new EdgeProcess(edgeId, { NATS_URL: nats.url, MASTER_KEY: masterKey.toString("hex") });
+  const e = new EdgeProcess(edgeId, { PORTCULLIS_MASTER_KEY: masterKey.toString("hex") });
   edges.set(edgeId, e);
   const r = await e.ready;
   ports.set(edgeId, r.port);
@@ -158,7 +156,7 @@ beforeAll(async () => {
   const acct = await bootstrapAccount(store, box, { alias: "dist" });
   root = { accessKeyId: acct.accessKeyId, accessKeySecret: acct.accessKeySecret };
   feed = await LiveProjection.start(store);
-  board = new NatsPositionBoard(nc, { liveWindowMs: 1_500 });
+  board = new NatsPositionBoard(nc);
   api = await startAdminApi({ store, feed, box, board, logger: pino({ level: "silent" }) });
   admin = new AdminClient({ endpoint: api.url, ...root }, { waitEnforced: true, waitTimeoutMs: 10_000 });
   await admin.createTopic("a");
