@@ -164,6 +164,13 @@ export function snapshotState(state: State): Snapshot {
 // The decoder reads what the encoder wrote; positional tuples are typed loosely.
 type Row = unknown[];
 
+/** A Map keyed by each row's first field (no intermediate array of pairs: restore is on the start-up path). */
+function mapOf<T>(rows: Row[], decode: (row: Row) => T): Map<string, T> {
+  const m = new Map<string, T>();
+  for (const r of rows) m.set(r[0] as string, decode(r));
+  return m;
+}
+
 function decodeUser(j: Row): User {
   const [userId, userName, displayName, disabled, groups, policies, accessKeys, grants] = j as [
     string,
@@ -182,8 +189,9 @@ function decodeUser(j: Row): User {
     groups: new Set(groups),
     policies: new Set(policies),
     accessKeys: new Set(accessKeys),
-    consoleGrants: new Map(grants.map(([k, perms]) => [k, new Set(perms)])),
+    consoleGrants: new Map(),
   };
+  for (const [k, perms] of grants) u.consoleGrants.set(k, new Set(perms));
   if (displayName !== null) u.displayName = displayName;
   return u;
 }
@@ -233,11 +241,11 @@ function decodeAccount(j: Row): Account {
   return {
     accountId,
     alias,
-    users: new Map(users.map((u) => [u[0] as string, decodeUser(u)])),
+    users: mapOf(users, decodeUser),
     userIdsByName: new Map(byName),
-    groups: new Map(groups.map((g) => [g[0] as string, decodeGroup(g)])),
+    groups: mapOf(groups, decodeGroup),
     groupIdsByName: new Map(groupsByName),
-    policies: new Map(policies.map((p) => [p[0] as string, decodePolicy(p)])),
+    policies: mapOf(policies, decodePolicy),
     accessKeys: new Set(keys),
     topics: new Map(topics.map(([inst, t]) => [inst, new Set(t)])),
     groupIds: new Map(
@@ -287,8 +295,8 @@ export function restoreState(s: Snapshot): State {
   };
   if (body?.position !== s.position) throw new Error("snapshot position does not match its state");
   const state: State = {
-    accounts: new Map(body.accounts.map((a) => [a[0] as string, decodeAccount(a)])),
-    accessKeys: new Map(body.accessKeys.map((k) => [k[0] as string, decodeKey(k)])),
+    accounts: mapOf(body.accounts, decodeAccount),
+    accessKeys: mapOf(body.accessKeys, decodeKey),
     position: body.position,
   };
   if (body.maxOccurredAt !== null) state.maxOccurredAt = body.maxOccurredAt;
