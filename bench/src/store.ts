@@ -44,6 +44,10 @@ const SNAPSHOT_TAIL = 1_000;
 /** Events read per raw-SQLite baseline pass (a slice of the log: set-up and churn). */
 const BASELINE_FROM = 650_001;
 const BASELINE_COUNT = 200_000;
+/** Runs of the slice and of each baseline (the fastest counts: the machine is shared). */
+const BASELINE_ROUNDS = 2;
+/** Cold starts from the snapshot, each in a fresh process (the median counts). */
+const SNAPSHOT_STARTS = 3;
 
 const perSec = (n: number, ms: number) => (n / ms) * 1000;
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
@@ -285,11 +289,23 @@ async function run(): Promise<void> {
     console.log(`\n## replay rate (readAll, every event validated by the adapter as it is read)`);
     const rs = await replayRate(sqlite);
     const rj = await replayRate(js);
-    const slice = { from: BASELINE_FROM, to: BASELINE_FROM + BASELINE_COUNT - 1 };
-    const rsSlice = await replayRate(sqlite, slice);
-    await sqlite.close();
     await js.close();
-    const raw = rawSqliteBaselines(dbPath, BASELINE_FROM, BASELINE_COUNT);
+    // The slice and its baselines, in turn, BASELINE_ROUNDS times; the fastest run of each counts.
+    const slice = { from: BASELINE_FROM, to: BASELINE_FROM + BASELINE_COUNT - 1 };
+    type Pass = { events: number; ms: number };
+    const best = (a: Pass, b: Pass) => (a.ms <= b.ms ? a : b);
+    let rsSlice: Pass = { events: 0, ms: Number.POSITIVE_INFINITY };
+    let raw = { rows: rsSlice, parsed: rsSlice, validated: rsSlice };
+    for (let round = 0; round < BASELINE_ROUNDS; round++) {
+      rsSlice = best(rsSlice, await replayRate(sqlite, slice));
+      const r = rawSqliteBaselines(dbPath, BASELINE_FROM, BASELINE_COUNT);
+      raw = {
+        rows: best(raw.rows, r.rows),
+        parsed: best(raw.parsed, r.parsed),
+        validated: best(raw.validated, r.validated),
+      };
+    }
+    await sqlite.close();
     console.log(
       table(
         ["subject", "events", "time", "events/s", "µs/event"],
@@ -309,7 +325,7 @@ async function run(): Promise<void> {
             ((rj.ms * 1000) / rj.events).toFixed(2),
           ],
           [
-            `sqlite readAll, positions ${fmtInt(slice.from)}–${fmtInt(slice.to)}`,
+            `sqlite readAll, positions ${fmtInt(slice.from)}–${fmtInt(slice.to)} (best of ${BASELINE_ROUNDS})`,
             fmtInt(rsSlice.events),
             s(rsSlice.ms),
             fmtInt(perSec(rsSlice.events, rsSlice.ms)),
@@ -317,7 +333,7 @@ async function run(): Promise<void> {
           ],
           ...(
             [
-              ["  baseline: better-sqlite3 rows only", raw.rows],
+              [`  baseline: better-sqlite3 rows only (best of ${BASELINE_ROUNDS})`, raw.rows],
               ["  baseline: rows + JSON.parse", raw.parsed],
               ["  baseline: rows + JSON.parse + validateEvent", raw.validated],
             ] as const
@@ -343,7 +359,11 @@ async function run(): Promise<void> {
     const snapAt = w.events - SNAPSHOT_TAIL;
     const built = await child({ mode: "snapshot", db: dbPath, to: snapAt, out: snapPath });
     const full = await child({ mode: "cold", db: dbPath, validate: true });
-    const fromSnap = await child({ mode: "cold", db: dbPath, snapshot: snapPath, validate: true });
+    const starts: (ChildResult & { wallMs: number })[] = [];
+    for (let i = 0; i < SNAPSHOT_STARTS; i++)
+      starts.push(await child({ mode: "cold", db: dbPath, snapshot: snapPath, validate: true }));
+    starts.sort((a, b) => a.readyMs! - b.readyMs!);
+    const fromSnap = starts[Math.floor(starts.length / 2)]!;
     console.log(
       table(
         ["projection.apply", "events", "apply time", "events/s", "µs/event", "store read time (same loop)"],
@@ -395,7 +415,7 @@ async function run(): Promise<void> {
             ...memCells(full.memReady),
           ],
           [
-            `snapshot + ${fmtInt(fromSnap.events)} events`,
+            `snapshot + ${fmtInt(fromSnap.events)} events (median of ${SNAPSHOT_STARTS})`,
             fmtInt(fromSnap.events),
             s(fromSnap.readyMs!),
             s(fromSnap.restoreMs!),
@@ -425,6 +445,9 @@ async function run(): Promise<void> {
       ),
     );
     console.log(
+      `from the snapshot, ${SNAPSHOT_STARTS} starts: ready ${starts.map((x) => s(x.readyMs!)).join(", ")}; of which restore ${starts.map((x) => s(x.restoreMs!)).join(", ")}`,
+    );
+    console.log(
       `snapshot vs full cold start: ${fmtRatio(full.readyMs! / fromSnap.readyMs!)} faster to ready`,
     );
 
@@ -445,7 +468,7 @@ async function run(): Promise<void> {
       target(
         "cold start from a snapshot ≤ 1 s",
         fromSnap.readyMs! <= 1_000,
-        `${s(fromSnap.readyMs!)} (snapshot at ${fmtInt(built.position)} + ${fmtInt(fromSnap.events)} events; process start → ready ${s(fromSnap.processReadyMs!)})`,
+        `${s(fromSnap.readyMs!)} median of ${SNAPSHOT_STARTS}, best ${s(starts[0]!.readyMs!)} (snapshot at ${fmtInt(built.position)} + ${fmtInt(fromSnap.events)} events; process start → ready ${s(fromSnap.processReadyMs!)})`,
       ),
     );
     const rss = Math.max(full.memAllSets!.rssMb, full.memAllSets!.peakRssMb);
