@@ -1956,11 +1956,13 @@ export class EdgeConnection {
       chan.upForward = false;
       if (c?.noAck) {
         this.#core.metrics.droppedNoAck.inc();
-      } else {
+      } else if (chan.client === "open") {
         // Revoked consumer: the message goes back to its queue, never lost.
         this.#toUp!.write(encodeMethodFrame(chan.id, "basic.reject", { deliveryTag, requeue: true }));
         this.#core.metrics.requeued.inc();
       }
+      // Otherwise the channel is closing: RabbitMQ requeues its unacked deliveries itself, and
+      // a frame on a channel it has closed would cost the whole connection (504).
       return;
     }
     if (!c.noAck) chan.deliveries.set(deliveryTag, c.queue);
@@ -2049,6 +2051,7 @@ export class EdgeConnection {
   }
 
   #recheckConsumer(chan: Channel, c: Consumer): void {
+    if (chan.client !== "open" || chan.upClosing) return; // closing: its consumers go with it
     const denial = this.#check(this.#rules.checks({ op: "basic.consume", queue: c.queue }));
     if (!denial) return;
     if (this.#caps.consumer_cancel_notify === true) {

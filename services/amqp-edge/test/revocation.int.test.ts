@@ -163,6 +163,41 @@ describe("revocation corner cases", () => {
     await d.close();
   });
 
+  it("a channel closed right after a revocation: late deliveries are left to the channel close (no stray frames upstream)", async () => {
+    const q = "rc-close-race";
+    const total = 200;
+    const d = await direct(V);
+    const pch = await d.createConfirmChannel();
+    await pch.assertQueue(q, { durable: false });
+    for (let i = 0; i < total; i++) pch.sendToQueue(q, Buffer.alloc(64 * 1024, 7));
+    await pch.waitForConfirms();
+    const c = await consumer(q);
+    const raw = await RawClient.login(edge.port, {
+      username: amqpUsername("amqp-local", c.key),
+      password: amqpPassword(world.secrets.get(c.key)!),
+      vhost: V,
+    });
+    raw.method(1, "channel.open");
+    raw.method(1, "basic.consume", { queue: q, consumerTag: "race" });
+    await raw.next((f) => f.method === "basic.deliver");
+    raw.socket.pause(); // RabbitMQ's next deliveries wait on the wire (see above)
+    await new Promise((r) => setTimeout(r, 300));
+    await world.detach(c.name, `${c.name}-consume`);
+    raw.method(1, "channel.close", { replyCode: 200, replyText: "bye" });
+    await new Promise((r) => setTimeout(r, 200)); // RabbitMQ closes the channel meanwhile
+    raw.socket.resume();
+    const closeOk = await raw.next((f) => f.method === "channel.close-ok" && f.channel === 1, 10_000);
+    expect(closeOk).toBeDefined();
+    const from = raw.frames.length;
+    raw.method(1, "channel.open");
+    expect(await raw.next((f) => f.method === "channel.open-ok", 5_000, from)).toBeDefined();
+    expect(raw.frames.some((f) => f.method === "connection.close")).toBe(false);
+    // every message is back in the queue (the client acked nothing)
+    await until(async () => (await queueState(q)).messageCount === total, 10_000, "all requeued");
+    raw.destroy();
+    await d.close();
+  });
+
   it("a key revoked between login and connection.open closes with 320 (nothing opened upstream)", async () => {
     await world.user("midway");
     await world.grant("midway", "midway-base", baseDoc());
