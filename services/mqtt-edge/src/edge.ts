@@ -31,7 +31,13 @@ import { randomUUID } from "node:crypto";
 import type { EventEmitter } from "node:events";
 import type { IncomingMessage } from "node:http";
 import { safeEqual } from "@portcullis/events";
-import type { CredentialResolver, DecisionRecord, DecisionSink, LiveProjection } from "@portcullis/feed";
+import type {
+  CredentialResolver,
+  DecisionRecord,
+  DecisionSink,
+  FeedStatus,
+  LiveProjection,
+} from "@portcullis/feed";
 import {
   type ArnScope,
   type DecidingStatement,
@@ -289,17 +295,9 @@ class EdgeCore implements MqttEdge {
       const ok = await feed.waitForPosition(st.head, 60_000);
       if (!ok) throw new Error(`mqtt edge: the feed did not catch up to position ${st.head}`);
     }
-    this.#failClosed = feed.status().failClosed;
+    this.#observe(feed.status());
     this.#unsubscribe.push(
-      feed.onStatus((s) => {
-        if (s.failClosed !== this.#failClosed) {
-          this.#failClosed = s.failClosed;
-          this.#log.warn(
-            { failClosed: s.failClosed, stale: s.stale, position: s.position, head: s.head },
-            s.failClosed ? "event feed lost: refusing everything (fail-closed)" : "event feed back",
-          );
-        }
-      }),
+      feed.onStatus((s) => this.#observe(s)),
       feed.onApplied((event, affected) => this.#onApplied(event.position, affected)),
     );
 
@@ -382,8 +380,23 @@ class EdgeCore implements MqttEdge {
     );
   }
 
+  /**
+   * Take in a feed status. The message path reads the flag this keeps (no status
+   * computation per message): it follows the feed's status events (every probe,
+   * default 500 ms), and every CONNECT and health() call refreshes it at once.
+   */
+  #observe(s: FeedStatus): void {
+    if (s.failClosed === this.#failClosed) return;
+    this.#failClosed = s.failClosed;
+    this.#log.warn(
+      { failClosed: s.failClosed, stale: s.stale, position: s.position, head: s.head },
+      s.failClosed ? "event feed lost: refusing everything (fail-closed)" : "event feed back",
+    );
+  }
+
   health(): MqttEdgeHealth {
     const s = this.#feed.status();
+    this.#observe(s);
     return {
       ok: !s.stale && !s.failClosed && !this.#closed,
       edgeId: this.edgeId,
@@ -571,7 +584,8 @@ class EdgeCore implements MqttEdge {
         `AccessKey \`${accessKeyId}\` is inactive or its user is disabled`,
       );
     }
-    if (this.#failClosed || this.#feed.status().failClosed) {
+    this.#observe(this.#feed.status());
+    if (this.#failClosed) {
       throw new Refusal(3, "server_unavailable", "the edge cannot see the event feed (fail-closed)");
     }
     const principal = cred.principal;

@@ -291,6 +291,32 @@ describe("PUBLISH and SUBSCRIBE by rule of SPEC §4.1", () => {
   });
 });
 
+describe("UNSUBSCRIBE", () => {
+  test("a client's UNSUBSCRIBE removes its subscription (filters are namespaced inside the broker)", async () => {
+    const c = await w.connect(url, root, "GID_shared@@@unsub", { clean: false });
+    const inbox = new Inbox(c);
+    expect(await subscribe(c, ["a/unsub/#", "sentinel/#"], 1)).toEqual([1, 1]);
+    const pub = await w.connect(url, root, "GID_shared@@@unsub-pub");
+    await pub.publishAsync("a/unsub/x", "subscribed", { qos: 1 });
+    await inbox.waitFor("subscribed");
+    await c.unsubscribeAsync("a/unsub/#");
+    expect(edge.sessions().find((x) => x.clientId === "GID_shared@@@unsub")?.subscriptions).toEqual([
+      { filter: "sentinel/#", qos: 1 },
+    ]);
+    await pub.publishAsync("a/unsub/x", "unsubscribed", { qos: 1 });
+    await pub.publishAsync("sentinel/x", "unsub-barrier", { qos: 1 });
+    await inbox.waitFor("unsub-barrier");
+    expect(inbox.payloads()).not.toContain("unsubscribed");
+    // The persistent session forgot it too.
+    await c.endAsync();
+    const again = await w.connect(url, root, "GID_shared@@@unsub", { clean: false });
+    expect(edge.sessions().find((x) => x.clientId === "GID_shared@@@unsub")?.subscriptions).toEqual([
+      { filter: "sentinel/#", qos: 1 },
+    ]);
+    await again.endAsync();
+  });
+});
+
 describe("every delivery is authorized", () => {
   test("an over-broad subscription never leaks what the receiver may not read (live and retained)", async () => {
     await w.connect(url, root, "GID_shared@@@retainer").then(async (c) => {
