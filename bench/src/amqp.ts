@@ -17,8 +17,8 @@
  *     the cancel are counted (must be 0).
  *
  * The edge, admin API and revocation client run in this process; the load of
- * (a) and (b) runs in a child process (this file with `load`), amqplib on
- * both paths, so the client's cost is the same on both sides of the ratio.
+ * (a) and (b) runs in a child process (amqp-load.ts), amqplib on both paths,
+ * so the client's cost is the same on both sides of the ratio.
  *
  * Run alone: `pnpm --filter @portcullis/bench exec tsx src/amqp.ts`.
  */
@@ -34,99 +34,24 @@ import { accountStream, CURRENT_SCHEMA_VERSION, newEvent, SecretBox } from "@por
 import { CredentialResolver, InProcessPositionBoard, LiveProjection } from "@portcullis/feed";
 import * as amqplib from "amqplib";
 import pino from "pino";
+import { CONFIRM_WINDOW, LATENCY_RATE, type LoadJob, type LoadResult, PAYLOAD_BYTES } from "./amqp-load.ts";
 import { type Benchmark, fmtInt, fmtRatio, isMain, quantile, table, target } from "./harness.ts";
 
-const SELF = fileURLToPath(import.meta.url);
+const LOAD = fileURLToPath(new URL("./amqp-load.ts", import.meta.url));
 const RABBIT = process.env.RABBITMQ_URL ?? "amqp://guest:guest@127.0.0.1:5672";
-const PAYLOAD_BYTES = 64;
 const MESSAGES = { plain: 40_000, confirms: 30_000 } as const;
-const CONFIRM_WINDOW = 1_000;
 const ROUNDS = 3;
-const LATENCY_RATE = 2_000;
 const LATENCY_MESSAGES = 10_000;
 const REVOCATIONS = 200;
 const hr = process.hrtime.bigint;
 
 // ---------------------------------------------------------------------------------------------
-// The load generator (child process)
-
-interface LoadJob {
-  url: string;
-  kind: "throughput" | "latency";
-  confirms: boolean;
-  messages: number;
-  queue: string;
-}
-
-interface LoadResult {
-  msgsPerSec: number;
-  /** publish→deliver latencies in ns (latency jobs). */
-  latencies: number[];
-}
-
-async function load(job: LoadJob): Promise<LoadResult> {
-  const sockopts = process.env.BENCH_NODELAY ? { noDelay: true } : {};
-  const pubConn = await amqplib.connect(job.url, sockopts);
-  const subConn = await amqplib.connect(job.url, sockopts);
-  const sub = await subConn.createChannel();
-  await sub.assertQueue(job.queue, { durable: false, autoDelete: true });
-  await sub.prefetch(1_000);
-  const latencies: number[] = [];
-  let received = 0;
-  let finish!: () => void;
-  const finished = new Promise<void>((r) => {
-    finish = r;
-  });
-  await sub.consume(job.queue, (m) => {
-    if (!m) return;
-    if (job.kind === "latency") latencies.push(Number(hr() - m.content.readBigUInt64BE(0)));
-    sub.ack(m);
-    if (++received === job.messages) finish();
-  });
-  const body = Buffer.alloc(PAYLOAD_BYTES, 0x61);
-  const start = hr();
-  if (job.kind === "latency") {
-    const ch = await pubConn.createChannel();
-    const period = 1e9 / LATENCY_RATE;
-    for (let i = 0; i < job.messages; i++) {
-      const due = start + BigInt(Math.round(i * period));
-      while (hr() < due) await new Promise((r) => setImmediate(r));
-      const b = Buffer.from(body);
-      b.writeBigUInt64BE(hr(), 0);
-      ch.sendToQueue(job.queue, b);
-    }
-  } else if (job.confirms) {
-    const ch = await pubConn.createConfirmChannel();
-    let outstanding = 0;
-    let wake: (() => void) | undefined;
-    for (let i = 0; i < job.messages; i++) {
-      while (outstanding >= CONFIRM_WINDOW) await new Promise<void>((r) => (wake = r));
-      outstanding++;
-      ch.sendToQueue(job.queue, body, {}, () => {
-        outstanding--;
-        const w = wake;
-        wake = undefined;
-        w?.();
-      });
-    }
-    await ch.waitForConfirms();
-  } else {
-    const ch = await pubConn.createChannel();
-    for (let i = 0; i < job.messages; i++) {
-      if (!ch.sendToQueue(job.queue, body)) await new Promise((r) => ch.once("drain", r));
-    }
-  }
-  await finished;
-  const elapsed = Number(hr() - start) / 1e9;
-  await pubConn.close();
-  await subConn.close();
-  return { msgsPerSec: job.messages / elapsed, latencies };
-}
+// The load runs in a child process (amqp-load.ts)
 
 /** Run one load job in a child process. */
 function runChild(job: LoadJob): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const child = fork(SELF, ["load"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const child = fork(LOAD, ["load"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
     child.once("message", (m) => {
       const r = m as { ok: true; result: LoadResult } | { ok: false; error: string };
       if (r.ok) resolve(r.result);
@@ -136,15 +61,6 @@ function runChild(job: LoadJob): Promise<LoadResult> {
       if (code !== 0) reject(new Error(`load child exited with ${code}`));
     });
     child.send(job);
-  });
-}
-
-if (process.argv[2] === "load") {
-  process.once("message", (job) => {
-    load(job as LoadJob).then(
-      (result) => process.send?.({ ok: true, result }, () => process.exit(0)),
-      (e: Error) => process.send?.({ ok: false, error: e.stack ?? String(e) }, () => process.exit(1)),
-    );
   });
 }
 
@@ -483,6 +399,6 @@ export const amqpBenchmark: Benchmark = {
   run: main,
 };
 
-if (isMain(import.meta.url) && process.argv[2] !== "load") {
+if (isMain(import.meta.url)) {
   await main();
 }
