@@ -22,10 +22,15 @@
  * - `authorizeForward` (each delivery, synchronous, also retained and queued
  *   messages): `mq:SUB` on the message's topic for the receiving principal.
  *
- * Edge checks before the policy: `$SYS` topics are refused to clients; when
- * `requireTopics` (default true, as in ApsaraMQ) the topic's parent topic (its
- * first level) must exist in the instance; when the feed is fail-closed
- * everything is refused.
+ * Edge checks before the policy: topics starting with `$` (`$SYS/…`) are refused
+ * to clients [MQTT-4.7.2]; when `requireTopics` (default true, as in ApsaraMQ)
+ * the topic's parent topic (its first level) must exist in the instance; when the
+ * feed is fail-closed everything is refused.
+ *
+ * Inside aedes every topic is prefixed with its account (see TopicEntry in
+ * session.ts), so accounts never share routing, retained messages or queues. On
+ * the message path a per-session memo of allows (AllowMemo) spares the trip
+ * through the projection between events.
  */
 import { randomUUID } from "node:crypto";
 import type { EventEmitter } from "node:events";
