@@ -121,6 +121,22 @@ describe("relay (root principal)", () => {
     await conn.close();
   });
 
+  it("relays RabbitMQ's own basic.cancel (consumer_cancel_notify) when a queue is deleted under a consumer", async () => {
+    const conn = await connect(world, edge, rootKey, vhost.name);
+    const ch = await conn.createChannel();
+    await ch.assertQueue("relay-deleted", { durable: false });
+    const cancelled = new Promise<void>((resolve) => {
+      void ch.consume("relay-deleted", (m) => m === null && resolve());
+    });
+    const d = await direct(vhost.name);
+    await (await d.createChannel()).deleteQueue("relay-deleted");
+    await cancelled;
+    await d.close();
+    // the channel is still usable afterwards
+    expect((await ch.assertQueue("relay-after-cancel", { durable: false })).queue).toBe("relay-after-cancel");
+    await conn.close();
+  });
+
   it("answers update-secret with a fresh signature and refuses a bad one", async () => {
     const conn = await connect(world, edge, rootKey, vhost.name);
     await conn.updateSecret(Buffer.from(amqpPassword(world.secrets.get(rootKey)!)), "refresh");
