@@ -44,6 +44,10 @@ export interface ChildResult {
   snapshotWriteMs?: number;
   /** `cold` only: from opening (snapshot file or store) to the projection at the head (ms). */
   readyMs?: number;
+  /** `cold` only: CPU time (user + system, all threads) of the same span (ms); less sensitive to a busy machine. */
+  readyCpuMs?: number;
+  /** CPU time of the restore (ms), `cold` from a snapshot only. */
+  restoreCpuMs?: number;
   /** `cold` only: ms since the process started, at ready (node and module loading included). */
   processReadyMs?: number;
   users?: number;
@@ -113,15 +117,23 @@ async function run(job: ChildJob): Promise<ChildResult> {
   }
 
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const cpuMs = () => {
+    const c = process.cpuUsage(cpu0);
+    return (c.user + c.system) / 1000;
+  };
   let p: Projection;
   let restoreMs: number | undefined;
+  let restoreCpuMs: number | undefined;
   if (job.snapshot !== undefined) {
     p = Projection.fromSnapshot(JSON.parse(readFileSync(job.snapshot, "utf8")), { validate: job.validate });
     restoreMs = performance.now() - t0;
+    restoreCpuMs = cpuMs();
   } else p = new Projection({ validate: job.validate });
   const store = SqliteEventStore.open(job.db);
   const r = await replayTimed(store, p);
   const readyMs = performance.now() - t0;
+  const readyCpuMs = cpuMs();
   const processReadyMs = performance.now();
   await store.close();
   const memReady = memory();
@@ -146,8 +158,9 @@ async function run(job: ChildJob): Promise<ChildResult> {
     position: p.position,
     readMs: r.readMs,
     applyMs: r.applyMs,
-    ...(restoreMs !== undefined ? { restoreMs } : {}),
+    ...(restoreMs !== undefined ? { restoreMs, restoreCpuMs } : {}),
     readyMs,
+    readyCpuMs,
     processReadyMs,
     users,
     allSetsMs,
