@@ -28,6 +28,7 @@ import {
   snapshotState,
 } from "@portcullis/projection";
 import Database from "better-sqlite3";
+import { skeletonOf, userRows } from "./slices.ts";
 
 /** What is known about one stored snapshot. */
 export interface SnapshotMeta {
@@ -51,6 +52,20 @@ export interface SnapshotStore {
   /** Remove a snapshot. */
   delete(position: number): void;
   close(): void;
+  /**
+   * Principal slices of the snapshot at `position` (see slices.ts): the skeleton
+   * (the state without users) and the user rows that changed since the previous
+   * slices (`null`: the user is gone).
+   */
+  saveSlices(position: number, skeleton: Buffer, users: readonly (readonly [string, string | null])[]): void;
+  /** Is there a skeleton at `position`? */
+  hasSkeleton(position: number): boolean;
+  /** The skeleton at `position` (a fresh state), or undefined. */
+  loadSkeleton(position: number): State | undefined;
+  /** A user's row as of `position`: its latest row at or before it (`null`: gone; undefined: never written). */
+  userRow(position: number, key: string): string | null | undefined;
+  /** Forget every slice (the rows are cumulative: they are rebuilt from the next snapshot on). */
+  clearSlices(): void;
 }
 
 /** Serialise a state: the projection's snapshot (JSON), deflated. */
@@ -79,8 +94,41 @@ export class MemorySnapshotStore implements SnapshotStore {
   }
   delete(position: number): void {
     this.#snaps.delete(position);
+    this.#skeletons.delete(position);
   }
   close(): void {}
+  readonly #skeletons = new Map<number, Buffer>();
+  /** key → rows by ascending position. */
+  readonly #rows = new Map<string, [number, string | null][]>();
+  saveSlices(position: number, skeleton: Buffer, users: readonly (readonly [string, string | null])[]): void {
+    this.#skeletons.set(position, skeleton);
+    for (const [k, row] of users) {
+      let l = this.#rows.get(k);
+      if (!l) {
+        l = [];
+        this.#rows.set(k, l);
+      }
+      while (l.length > 0 && l[l.length - 1]![0] >= position) l.pop();
+      l.push([position, row]);
+    }
+  }
+  hasSkeleton(position: number): boolean {
+    return this.#skeletons.has(position);
+  }
+  loadSkeleton(position: number): State | undefined {
+    const b = this.#skeletons.get(position);
+    return b ? decodeState(b) : undefined;
+  }
+  userRow(position: number, key: string): string | null | undefined {
+    const l = this.#rows.get(key);
+    if (!l) return undefined;
+    for (let i = l.length - 1; i >= 0; i--) if (l[i]![0] <= position) return l[i]![1];
+    return undefined;
+  }
+  clearSlices(): void {
+    this.#skeletons.clear();
+    this.#rows.clear();
+  }
 }
 
 const SNAPSHOT_SCHEMA = `
@@ -91,6 +139,16 @@ CREATE TABLE IF NOT EXISTS snapshots (
   format      INTEGER NOT NULL,
   body        BLOB    NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS slice_skeletons (
+  position INTEGER PRIMARY KEY,
+  body     BLOB    NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS slice_users (
+  key      TEXT    NOT NULL,
+  position INTEGER NOT NULL,
+  row      TEXT,
+  PRIMARY KEY (key, position)
+) STRICT, WITHOUT ROWID;
 `;
 
 interface MetaRow {
@@ -151,9 +209,47 @@ export class SqliteSnapshotStore implements SnapshotStore {
   }
   delete(position: number): void {
     this.#db.prepare("DELETE FROM snapshots WHERE position = ?").run(position);
+    this.#db.prepare("DELETE FROM slice_skeletons WHERE position = ?").run(position);
   }
   close(): void {
     if (this.#db.open) this.#db.close();
+  }
+  saveSlices(position: number, skeleton: Buffer, users: readonly (readonly [string, string | null])[]): void {
+    const insertUser = this.#db.prepare(
+      "INSERT OR REPLACE INTO slice_users (key, position, row) VALUES (?, ?, ?)",
+    );
+    this.#db.transaction(() => {
+      this.#db
+        .prepare("INSERT OR REPLACE INTO slice_skeletons (position, body) VALUES (?, ?)")
+        .run(position, skeleton);
+      for (const [k, row] of users) insertUser.run(k, position, row);
+    })();
+  }
+  hasSkeleton(position: number): boolean {
+    return (
+      this.#db
+        .prepare<[number], number>("SELECT count(*) FROM slice_skeletons WHERE position = ?")
+        .pluck()
+        .get(position)! > 0
+    );
+  }
+  loadSkeleton(position: number): State | undefined {
+    const body = this.#db
+      .prepare<[number], Buffer>("SELECT body FROM slice_skeletons WHERE position = ?")
+      .pluck()
+      .get(position);
+    return body === undefined ? undefined : decodeState(body);
+  }
+  userRow(position: number, key: string): string | null | undefined {
+    return this.#db
+      .prepare<[string, number], string | null>(
+        "SELECT row FROM slice_users WHERE key = ? AND position <= ? ORDER BY position DESC LIMIT 1",
+      )
+      .pluck()
+      .get(key, position);
+  }
+  clearSlices(): void {
+    this.#db.exec("DELETE FROM slice_skeletons; DELETE FROM slice_users;");
   }
 }
 
@@ -206,6 +302,8 @@ export class Snapshots {
       if (target.timeMs !== undefined && m.maxTimeMs > target.timeMs) continue;
       if (await this.#valid(m)) return m;
       this.store.delete(m.position);
+      // User rows are cumulative over snapshots: one bad snapshot voids them all.
+      this.store.clearSlices();
     }
     return undefined;
   }
@@ -235,6 +333,12 @@ export class Snapshots {
     const state = start ? this.store.load(start.position) : undefined;
     const projection = new Projection({ ...popts, validate: false }, state);
     let maxTimeMs = start?.maxTimeMs ?? Number.NEGATIVE_INFINITY;
+    // User rows are written as changes since the previous slices; without slices at the start
+    // the next snapshot writes every user.
+    let rows =
+      start && this.store.hasSkeleton(start.position)
+        ? userRows(projection.state)
+        : new Map<string, string>();
     const written: number[] = [];
     for await (const e of this.#source.readAll({ from: projection.position + 1, to: head })) {
       projection.apply(e);
@@ -243,6 +347,12 @@ export class Snapshots {
       if (e.position % every === 0) {
         const meta = { position: e.position, eventId: e.id, maxTimeMs, format: SNAPSHOT_FORMAT };
         this.store.save(meta, projection.state);
+        const now = userRows(projection.state);
+        const changed: [string, string | null][] = [];
+        for (const [k, row] of now) if (rows.get(k) !== row) changed.push([k, row]);
+        for (const k of rows.keys()) if (!now.has(k)) changed.push([k, null]);
+        this.store.saveSlices(e.position, encodeState(skeletonOf(projection.state)), changed);
+        rows = now;
         this.#checked.add(e.position);
         written.push(e.position);
       }

@@ -10,6 +10,7 @@
  * | `diff` P1→P2 over a sample of probes = the set differences of the `whoCan` answers at P1 and P2, per principal; every change names ≥ 1 causing event in (P1, P2] | (c) |
  * | `history` lists every event in the range after which some sampled decision of the principal changed, in order, and only events in the range | (d) |
  * | `verify` finds no mismatch in decisions logged by a projection walking the log, and exactly the records planted by editing the log | (e) |
+ * | `explain` from principal slices (skeleton + one user) = `explain` from a full replay (root, ids, every name ever used, unknown names) | (f) |
  */
 import type { EventStore } from "@portcullis/event-store";
 import { MemoryEventStore } from "@portcullis/event-store";
@@ -29,7 +30,7 @@ import {
 import { Auditor } from "../src/auditor.ts";
 import { DecisionLog } from "../src/decision-log.ts";
 import { namedProbes, type Probe } from "../src/probes.ts";
-import { MemorySnapshotStore } from "../src/snapshots.ts";
+import { MemorySnapshotStore, SqliteSnapshotStore } from "../src/snapshots.ts";
 import { SqliteDecisionStore } from "../src/sqlite-decision-store.ts";
 import { stateView } from "../src/state-view.ts";
 
@@ -52,7 +53,7 @@ async function check<Ts>(name: string, prop: fc.IAsyncPropertyWithHooks<Ts>, num
   }
 }
 /** How much the properties actually saw (so a vacuous pass shows). */
-const seen = { usersAllowed: 0, diffChanges: 0, historyEvents: 0, snapshotsWritten: 0 };
+const seen = { usersAllowed: 0, diffChanges: 0, historyEvents: 0, snapshotsWritten: 0, slimExplains: 0 };
 afterAll(() => {
   for (const [name, r] of runs)
     console.log(
@@ -187,6 +188,55 @@ describe("audit queries over random histories", () => {
               }
               expect([...allowed.keys()]).toEqual([]); // nobody else
             }
+          },
+        ),
+        150,
+      );
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    "(f) explain from principal slices (skeleton + one user) = explain from a full replay, names included",
+    async () => {
+      await check(
+        "(f) slim explain = full explain",
+        fc.asyncProperty(
+          historyArb({ minSteps: 10, maxSteps: 100 }),
+          fc.integer({ min: 1, max: 10 }),
+          fc.array(fc.tuple(frac, combo, fc.nat({ max: 40 })), { minLength: 1, maxLength: 6 }),
+          fc.boolean(),
+          async (h, every, asks, sqlite) => {
+            const store = await storeOf(h.events);
+            const snapshots = sqlite ? SqliteSnapshotStore.open(":memory:") : new MemorySnapshotStore();
+            const slim = new Auditor(store, { snapshots, cacheSize: 0 });
+            await slim.snapshots!.update({ every });
+            const full = new Auditor(store, { cacheSize: 0 });
+            // Every name any user ever had, ids, root, and a name nobody had.
+            const names = [
+              ...new Set(
+                h.events.flatMap((e) => {
+                  const d = e.data as { userName?: string; newUserName?: string };
+                  return [d.userName, d.newUserName].filter((x): x is string => x !== undefined);
+                }),
+              ),
+            ];
+            const who = ["root", "nobody", ...names, ...[0, 1, 2, 3, 4].map((i) => `id:u${i}`)];
+            for (const [f, c, w] of asks) {
+              const p = at(h, f);
+              const pb = probeOf(c);
+              const acct = pb.resource.split(":")[3]!;
+              const q = { ...pb, principal: who[w % who.length]!, at: p, accountId: acct };
+              const outcome = (a: Auditor) =>
+                a.explain(q).then(
+                  (r) => ({ ok: r }),
+                  (e: Error) => ({ err: e.message }),
+                );
+              const [x, y] = await Promise.all([outcome(slim), outcome(full)]);
+              expect(x).toEqual(y);
+            }
+            seen.slimExplains += slim.stats.sliceExplains;
+            snapshots.close();
           },
         ),
         150,
