@@ -10,7 +10,12 @@ import { policyBenchmark } from "./policy.ts";
 import { storeBenchmark } from "./store.ts";
 
 /** Every benchmark, in the order `pnpm bench` runs them. */
-export const BENCHMARKS: readonly Benchmark[] = [policyBenchmark, storeBenchmark, mqttBenchmark, amqpBenchmark];
+export const BENCHMARKS: readonly Benchmark[] = [
+  policyBenchmark,
+  storeBenchmark,
+  mqttBenchmark,
+  amqpBenchmark,
+];
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");
 const selected = wanted.length > 0 ? BENCHMARKS.filter((b) => wanted.includes(b.name)) : BENCHMARKS;
