@@ -206,24 +206,30 @@ describe("portcullis admin (CLI contract)", () => {
 });
 
 describe("portcullis serve: default ports", () => {
-  it("comes up while other brokers hold 1883 and 5672, on the next free ports, and says so", async () => {
-    // Hold 1883 ourselves unless something already does; RabbitMQ holds 5672 for the e2e tier.
-    const holder = createServer();
-    await new Promise<void>((resolve) => {
-      holder.once("error", () => resolve());
-      holder.listen(1883, "127.0.0.1", () => resolve());
-    });
+  it("comes up while other brokers hold 1883, 5672 and 5673, on the next free ports, and says so", async () => {
+    // Hold 1883 and 5673 (the AMQP edge's default) ourselves unless something already does;
+    // RabbitMQ holds 5672 for the e2e tier.
+    const holders = [createServer(), createServer()];
+    await Promise.all(
+      [1883, 5673].map(
+        (p, i) =>
+          new Promise<void>((resolve) => {
+            holders[i]!.once("error", () => resolve());
+            holders[i]!.listen(p, "127.0.0.1", () => resolve());
+          }),
+      ),
+    );
     try {
       await using gw2 = await startServe({ defaultPorts: true });
       expect(gw2.mqtt!.port).not.toBe(1883);
-      expect(gw2.amqp!.port).not.toBe(5672);
+      expect([5672, 5673]).not.toContain(gw2.amqp!.port);
       expect(gw2.output()).toMatch(
         new RegExp(`MQTT edge\\s+mqtt://127\\.0\\.0\\.1:${gw2.mqtt!.port} .*\\(port 1883 was busy\\)`),
       );
-      expect(gw2.output()).toMatch(/AMQP edge\s+amqp:\/\/127\.0\.0\.1:\d+ .*\(port 5672 was busy\)/);
+      expect(gw2.output()).toMatch(/AMQP edge\s+amqp:\/\/127\.0\.0\.1:\d+ .*\(port 5673 was busy\)/);
       expect((await gw2.admin.whoami()).accountId).toBe(gw2.root.accountId);
     } finally {
-      holder.close();
+      for (const h of holders) h.close();
     }
   });
 });

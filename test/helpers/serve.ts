@@ -30,7 +30,7 @@ export interface ServeOptions {
   demo?: boolean;
   /** Default 0 (a free port) for each. */
   adminPort?: number;
-  /** Pass no port flags at all: serve's defaults (8181, 1883, 5672, or the next free ones). */
+  /** Pass no port flags at all: serve's defaults (8181, 1883, 5673, or the next free ones). */
   defaultPorts?: boolean;
   mqttPort?: number;
   amqpPort?: number;

@@ -241,7 +241,7 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
       new Option("--mqtt-port <n>", "MQTT port (default 1883, or the next free one)").argParser(port),
     )
     .addOption(
-      new Option("--amqp-port <n>", "AMQP port (default 5672, or the next free one)").argParser(port),
+      new Option("--amqp-port <n>", "AMQP port (default 5673, or the next free one)").argParser(port),
     )
     .option(
       "--amqp-upstream <url>",

@@ -8,7 +8,7 @@
  *
  * On first start with an empty store it creates the root account and its
  * AccessKey and writes them to `D/root-credentials.json`. Default ports that
- * are taken (another broker on 1883/5672) are replaced by the next free one;
+ * are taken (another broker on 1883, RabbitMQ next door on 5673) are replaced by the next free one;
  * an explicitly given port that is taken is an error.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -90,7 +90,7 @@ export interface Served {
 }
 
 /** Defaults of the listeners. */
-export const DEFAULT_PORTS = Object.freeze({ admin: 8181, mqtt: 1883, amqp: 5672 });
+export const DEFAULT_PORTS = Object.freeze({ admin: 8181, mqtt: 1883, amqp: 5673 });
 const PORT_TRIES = 20;
 
 /** Is `port` free on `host` right now? */
