@@ -118,6 +118,9 @@ describe("snapshots", () => {
       ev("GroupIdCreated", { instanceId: "i2", groupId: "GID_u", owner: { kind: "user", userId: "u1" } }),
       ev("AccessKeyStatusChanged", { accessKeyId: "AK1", status: "Inactive" }),
       ev("UserCreated", { userId: "u3", userName: "alice" }), // takes alice's name in the index
+      ev("UserUpdated", { userId: "u2", newUserName: "robert" }), // the name index is no longer in user order
+      grantAdded("u2", "b", ["SUB"]),
+      grantAdded("u2", "b", ["PUB"]), // permissions keep their order: SUB, PUB
     ]).slice(events.length);
     for (const e of more) p.apply(e);
     const q = Projection.fromSnapshot(JSON.parse(JSON.stringify(p.snapshot())));
@@ -126,6 +129,9 @@ describe("snapshots", () => {
     expect(q.account(ACCT)!.policies.get("d")!.description).toBe("d.");
     expect(q.account(ACCT)!.groups.get("g2")!.comments).toBe("on call");
     expect(q.userByName(ACCT, "alice")?.userId).toBe("u3");
+    expect([...q.account(ACCT)!.userIdsByName.keys()]).toEqual([...p.account(ACCT)!.userIdsByName.keys()]);
+    expect([...q.account(ACCT)!.users.get("u2")!.consoleGrants.get("i1\u0000b")!]).toEqual(["SUB", "PUB"]);
+    expect(JSON.stringify(q.snapshot())).toBe(JSON.stringify(p.snapshot()));
     expect(q.account(ACCT)!.groupIds.get("i2")!.get("GID_u")!.owner).toEqual(user("u1"));
   });
 
