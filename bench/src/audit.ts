@@ -415,7 +415,7 @@ async function timeTravel(): Promise<void> {
   for (const e of events) pr.apply(e);
   const applyMs = ms(t0);
   console.log(
-    `worst case at ${fmtInt(worstAt)}: restore snapshot ${fmtMs(restoreMs)} ms, read ${fmtInt(events.length)} events ${fmtMs(readMs)} ms (the store validates each), apply ${fmtMs(applyMs)} ms`,
+    `full replay (the path of state, who-can, diff) at ${fmtInt(worstAt)}: restore snapshot ${fmtMs(restoreMs)} ms, read ${fmtInt(events.length)} events ${fmtMs(readMs)} ms (the store validates each), apply ${fmtMs(applyMs)} ms`,
   );
 
   // who-can over every user, at a past position.
