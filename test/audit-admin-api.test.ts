@@ -4,7 +4,9 @@
  * `acs:audit:<region>:<acct>:log`, and `portcullis audit` talking to the API
  * with the same credentials as `portcullis admin`.
  */
+import { createHmac } from "node:crypto";
 import { AdminApiError, type AdminClient } from "@portcullis/admin-api";
+import { connectAsync } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "./helpers/cli.ts";
 import { type Serve, startServe } from "./helpers/serve.ts";
@@ -115,5 +117,44 @@ describe("/v1/audit through the admin API", () => {
     const bad = runCli(["audit", "state", "--at", "tomorrow-ish"], { env });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("`at` must be a position (an integer) or an ISO 8601 time");
+  });
+});
+
+describe("the decision log of serve", () => {
+  it("records the MQTT edge's denials, and verify re-decides them at their positions without a mismatch", async () => {
+    const a = gw.admin;
+    await a.createGroupId("GID_audit");
+    await a.createTopic("orders");
+    await a.createUser("mallory");
+    const k = await a.createAccessKey("mallory");
+    const clientId = "GID_audit@@@dev-1";
+    // mallory has no policy: the CONNECT is refused by mq:MqttInstanceAccess (ImplicitDeny).
+    const refused = await connectAsync(`mqtt://${gw.mqtt!.host}:${gw.mqtt!.port}`, {
+      clientId,
+      username: `Signature|${k.accessKeyId}|mqtt-local`,
+      password: createHmac("sha1", k.accessKeySecret).update(clientId).digest("base64"),
+      reconnectPeriod: 0,
+      connectTimeout: 5_000,
+    }).then(
+      () => "connected",
+      (e: Error) => e.message,
+    );
+    expect(refused).toMatch(/Not authorized/i);
+
+    // The log is batched off the message path: poll until the record is written.
+    await expect
+      .poll(
+        async () =>
+          (await auditor.request<{ checked: number }>("POST", "/v1/audit/verify", { body: {} })).checked,
+        { timeout: 10_000, interval: 200 },
+      )
+      .toBeGreaterThan(0);
+    const v = await auditor.request<{ checked: number; mismatchCount: number; mismatches: unknown[] }>(
+      "POST",
+      "/v1/audit/verify",
+      { body: {} },
+    );
+    expect(v.mismatchCount).toBe(0);
+    expect(v.mismatches).toEqual([]);
   });
 });

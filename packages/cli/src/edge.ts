@@ -16,6 +16,7 @@
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { type AllowLogging, DecisionLog, JetStreamDecisionStore } from "@portcullis/audit";
 import { JetStreamEventStore } from "@portcullis/event-store";
 import { parseMasterKey, SecretBox } from "@portcullis/events";
 import { CredentialResolver, type DecisionSink, LiveProjection, publishPositions } from "@portcullis/feed";
@@ -45,6 +46,8 @@ export interface DistributedEdgeOptions {
   logLevel?: string;
   /** Fail closed after this long without the feed (ms). */
   failClosedAfterMs?: number;
+  /** Allows kept in the decision log besides every denial (default `none`). */
+  logAllows?: AllowLogging;
 }
 
 /** What a started distributed edge exposes. */
@@ -66,6 +69,7 @@ interface EdgeBase {
   feed: LiveProjection;
   credentials: CredentialResolver;
   onDecision: DecisionSink;
+  logAllows: boolean;
   closers: Array<() => Promise<void> | void>;
 }
 
@@ -124,10 +128,33 @@ async function startBase(
     closers.push(() => feed.close());
     const credentials = new CredentialResolver(feed.projection, box);
     feed.onApplied((_e, affected) => credentials.forget(affected.accessKeys));
+    // The decision log of a distributed edge is a JetStream stream (SPEC §8), read by `audit verify`.
+    const registry = new Registry();
+    const decisionLog = new DecisionLog({
+      writer: await JetStreamDecisionStore.connect({
+        connection: nc,
+        edgeId,
+        ...(o.subjectPrefix ? { subjectPrefix: o.subjectPrefix } : {}),
+      }),
+      allows: o.logAllows ?? "none",
+      onError: (err) => logger.warn({ err }, "decision log write failed (retrying)"),
+    });
+    decisionLog.registerMetrics(registry);
+    closers.push(() => decisionLog.close());
     const onDecision: DecisionSink = (r) => {
       if (r.decision !== "Allow") logger.info({ decisionRecord: r }, "denied");
+      decisionLog.sink(r);
     };
-    return { logger, registry: new Registry(), nc, feed, credentials, onDecision, closers };
+    return {
+      logger,
+      registry,
+      nc,
+      feed,
+      credentials,
+      onDecision,
+      logAllows: decisionLog.allows !== "none",
+      closers,
+    };
   } catch (e) {
     await closeAll(closers, logger);
     throw e;
@@ -252,6 +279,7 @@ export async function runMqttEdge(o: MqttEdgeCommandOptions): Promise<RunningDis
       logger: base.logger.child({ component: "mqtt-edge" }),
       registry: base.registry,
       onDecision: base.onDecision,
+      logAllows: base.logAllows,
     });
     return await finish("mqtt", base, o, edgeId, edge);
   } catch (e) {
@@ -288,6 +316,7 @@ export async function runAmqpEdge(o: AmqpEdgeCommandOptions): Promise<RunningDis
       logger: base.logger.child({ component: "amqp-edge" }),
       registry: base.registry,
       onDecision: base.onDecision,
+      logAllows: base.logAllows,
     });
     return await finish("amqp", base, o, edgeId, edge);
   } catch (e) {

@@ -4,6 +4,7 @@
  */
 
 import { readFileSync } from "node:fs";
+import { type AllowLogging, parseAllowLogging } from "@portcullis/audit";
 import { SYSTEM_POLICIES } from "@portcullis/policy";
 import { Command, CommanderError, Option } from "commander";
 import { addAdminCommands } from "./admin-commands.ts";
@@ -18,6 +19,15 @@ const port = (v: string) => {
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliUsageError(`not a port number: \`${v}\``);
   return n;
 };
+
+/** `--log-allows` as the decision log takes it; a bad value is a usage error. */
+function allowLogging(text: string): AllowLogging {
+  try {
+    return parseAllowLogging(text);
+  } catch (e) {
+    throw new CliUsageError(`--log-allows: ${(e as Error).message}`);
+  }
+}
 
 /** Run `serve` until SIGINT/SIGTERM; resolves with the exit code. */
 async function serveUntilSignal(o: ServeOptions, io: CliIO): Promise<number> {
@@ -111,7 +121,8 @@ function addEdgeCommands(program: Command, io: CliIO, setCode: (c: number) => vo
         ).argParser(Number),
       )
       .option("--log-file <file>", "JSON log file (`-` for stderr)", "-")
-      .option("--log-level <level>", "pino level (default info)");
+      .option("--log-level <level>", "pino level (default info)")
+      .option("--log-allows <what>", "allows kept in the decision log besides every denial", "none");
   // biome-ignore lint/suspicious/noExplicitAny: commander's parsed options
   const base = (o: any) => ({
     nats: o.nats,
@@ -127,6 +138,7 @@ function addEdgeCommands(program: Command, io: CliIO, setCode: (c: number) => vo
     ...(o.failClosedAfter !== undefined ? { failClosedAfterMs: o.failClosedAfter } : {}),
     logFile: o.logFile,
     ...(o.logLevel ? { logLevel: o.logLevel } : {}),
+    logAllows: allowLogging(o.logAllows),
   });
 
   common(
@@ -263,6 +275,11 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
     .option("--nats <url>", "NATS URL(s) of the JetStream store, comma-separated (with --store jetstream)")
     .option("--no-mqtt", "do not run the MQTT edge in this process")
     .option("--no-amqp", "do not run the AMQP edge in this process")
+    .option(
+      "--log-allows <what>",
+      "allows kept in the decision log besides every denial: none, all, or a sample rate (0.01, 1%)",
+      "none",
+    )
     .action(async (o) => {
       setCode(
         await serveUntilSignal(
@@ -283,6 +300,7 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
             ...(o.nats ? { nats: o.nats } : {}),
             mqtt: o.mqtt !== false,
             amqp: o.amqp !== false,
+            logAllows: allowLogging(o.logAllows),
           },
           io,
         ),

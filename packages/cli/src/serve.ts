@@ -17,6 +17,15 @@ import { join, resolve } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { bootstrapAccount, startAdminApi } from "@portcullis/admin-api";
 import { startAmqpEdge } from "@portcullis/amqp-edge";
+import {
+  type AllowLogging,
+  DATA_DIR_FILES,
+  DecisionLog,
+  JetStreamDecisionStore,
+  SqliteDecisionStore,
+  SqliteSnapshotStore,
+  WorkerSqliteDecisionWriter,
+} from "@portcullis/audit";
 import { type EventStore, JetStreamEventStore, SqliteEventStore } from "@portcullis/event-store";
 import { parseMasterKey, SecretBox } from "@portcullis/events";
 import {
@@ -60,6 +69,8 @@ export interface ServeOptions {
   mqtt?: boolean;
   /** Run the AMQP edge in this process (default true, when the upstream is reachable). */
   amqp?: boolean;
+  /** Allows kept in the decision log besides every denial (default `none`). */
+  logAllows?: AllowLogging;
 }
 
 /** The root credentials file (`D/root-credentials.json`). */
@@ -191,6 +202,8 @@ export interface EdgeContext {
   logger: Logger;
   registry: Registry;
   onDecision: DecisionSink;
+  /** Also send allows to `onDecision` (when the decision log keeps them). */
+  logAllows: boolean;
 }
 
 interface StartedEdges {
@@ -216,6 +229,7 @@ const edgeOptions = (
   logger: ctx.logger.child({ component: `${kind}-edge` }),
   registry: ctx.registry,
   onDecision: ctx.onDecision,
+  logAllows: ctx.logAllows,
 });
 
 /** Attach a started edge to the position board ("revocation confirmed" waits for it). */
@@ -382,8 +396,27 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
     closers.push(() => board.close());
     const attach = (edgeId: string, kind: "mqtt" | "amqp") =>
       inProcess ? inProcess.attach(edgeId, kind, feed) : publishPositions(nc!, feed, { edgeId, kind });
+    // The decision log (SPEC §8): SQLite in the data dir, or a JetStream stream
+    // when the store is distributed; batched off the message path, never blocking.
+    const decisionWriter = nc
+      ? await JetStreamDecisionStore.connect({ connection: nc, edgeId: "serve" })
+      : WorkerSqliteDecisionWriter.open(join(dir, DATA_DIR_FILES.decisions));
+    const decisionLog = new DecisionLog({
+      writer: decisionWriter,
+      allows: o.logAllows ?? "none",
+      onError: (err) => logger.warn({ err }, "decision log write failed (retrying)"),
+    });
+    decisionLog.registerMetrics(registry);
+    closers.push(() => decisionLog.close());
+    const decisionReader = nc
+      ? (decisionWriter as JetStreamDecisionStore)
+      : SqliteDecisionStore.open(join(dir, DATA_DIR_FILES.decisions));
+    if (!nc) closers.push(async () => (decisionReader as SqliteDecisionStore).close());
+    const auditSnapshots = SqliteSnapshotStore.open(join(dir, DATA_DIR_FILES.snapshots));
+    closers.push(async () => auditSnapshots.close());
     const onDecision: DecisionSink = (r) => {
       if (r.decision !== "Allow") logger.info({ decisionRecord: r }, "denied");
+      decisionLog.sink(r);
     };
 
     const admin = await onFreePort("admin API", host, o.adminPort, DEFAULT_PORTS.admin, (port) =>
@@ -400,6 +433,8 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
         logger,
         registry,
         onDecision,
+        auditDecisions: decisionReader,
+        auditSnapshots,
       }),
     );
     closers.push(() => admin.value.close());
@@ -415,7 +450,17 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
     const amqpAccount = root?.accountId ?? (accounts.length === 1 ? accounts[0] : undefined);
     feed.onApplied((_e, affected) => credentials.forget(affected.accessKeys));
     const { edges, notes } = await startEdges(
-      { feed, credentials, attach, host, region, logger, registry, onDecision },
+      {
+        feed,
+        credentials,
+        attach,
+        host,
+        region,
+        logger,
+        registry,
+        onDecision,
+        logAllows: decisionLog.allows !== "none",
+      },
       {
         ...(o.mqttPort !== undefined ? { mqttPort: o.mqttPort } : {}),
         ...(o.amqpPort !== undefined ? { amqpPort: o.amqpPort } : {}),
