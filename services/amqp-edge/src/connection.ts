@@ -18,6 +18,7 @@
 import type { Socket } from "node:net";
 import net from "node:net";
 import type { CredentialResolver, DecisionSink, LiveProjection } from "@portcullis/feed";
+import { clockContext, extendContext, recordContext } from "@portcullis/feed";
 import type { ArnScope, Decision, RequestContext } from "@portcullis/policy";
 import { type PrincipalRef, principalKey } from "@portcullis/projection";
 import type { Logger } from "pino";
@@ -793,11 +794,12 @@ export class EdgeConnection {
 
   #open(m: DecodedMethod): void {
     this.#vhost = m.args.virtualHost as string;
-    this.#context = {
+    // Built once per connection; `acs:CurrentTime` reads the clock when a statement asks.
+    this.#context = clockContext({
       "amqp:Vhost": this.#vhost,
       "acs:SourceIp": this.remoteAddress,
       "acs:SecureTransport": this.#secure,
-    };
+    });
     this.#rules = new ConnectionRules(this.#scope, this.#vhost);
     const denial = this.#check(this.#rules.checks({ op: "connection.open" }));
     if (denial) {
@@ -1019,8 +1021,11 @@ export class EdgeConnection {
   #decide(action: string, resource: string, routingKey?: string): Decision {
     const core = this.#core;
     const context: RequestContext =
-      routingKey === undefined ? this.#context : { ...this.#context, "amqp:RoutingKey": routingKey };
-    const d = core.failClosed()
+      routingKey === undefined
+        ? this.#context
+        : extendContext(this.#context, { "amqp:RoutingKey": routingKey });
+    const failClosed = core.failClosed();
+    const d = failClosed
       ? failClosedDecision(action, resource, this.#who())
       : core.feed.projection.authorize(this.#principal!, action, resource, context);
     core.metrics.decision(action, d.decision);
@@ -1041,7 +1046,9 @@ export class EdgeConnection {
         "amqp access denied",
       );
     }
-    if (core.onDecision && (d.decision !== "Allow" || core.logAllows)) {
+    // A fail-closed refusal is the edge's rule, not a policy decision: the audit
+    // could not re-decide it from the log, so it is logged above but not recorded.
+    if (core.onDecision && !failClosed && (d.decision !== "Allow" || core.logAllows)) {
       try {
         core.onDecision({
           time: new Date().toISOString(),
@@ -1050,7 +1057,7 @@ export class EdgeConnection {
           principal: this.#principalKey!,
           action,
           resource,
-          context,
+          context: recordContext(context),
           decision: d.decision,
           decidingStatements: d.decidingStatements,
           position: core.feed.position,

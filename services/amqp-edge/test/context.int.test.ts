@@ -21,6 +21,7 @@ let V: string;
 let removeVhost: () => Promise<void>;
 let dir: string;
 let key: string;
+let clockKey: string;
 
 const res = (rel = "") => `acs:amqp:*:*:/vhosts/${V}${rel}`;
 
@@ -70,6 +71,33 @@ beforeAll(async () => {
     ],
   });
   key = await world.key("ctx");
+  const past = new Date(Date.now() - 3_600_000).toISOString();
+  const future = new Date(Date.now() + 3_600_000).toISOString();
+  await world.user("clock");
+  await world.grant("clock", "clock-policy", {
+    Version: "1",
+    Statement: [
+      {
+        Effect: "Allow",
+        Action: "amqp:GetVhost",
+        Resource: res(),
+        Condition: { DateLessThan: { "acs:CurrentTime": future } },
+      },
+      {
+        Effect: "Allow",
+        Action: "amqp:BasicPublish",
+        Resource: res("/exchanges/amq.topic/messages/*"),
+        Condition: { DateGreaterThan: { "acs:CurrentTime": past } },
+      },
+      {
+        Effect: "Deny",
+        Action: "amqp:BasicPublish",
+        Resource: res("/exchanges/amq.topic/messages/expired.*"),
+        Condition: { DateGreaterThan: { "acs:CurrentTime": past } },
+      },
+    ],
+  });
+  clockKey = await world.key("clock");
   ({ edge: plain } = await edgeFor(world, { edgeId: "amqp-plain" }));
   ({ edge: secure } = await edgeFor(world, {
     edgeId: "amqp-tls",
@@ -127,5 +155,21 @@ describe("condition keys", () => {
     const conn = await connect(world, plain, key, V);
     expect(plain.connections().find((c) => c.accessKeyId === key)?.vhost).toBe(V);
     await conn.close();
+  });
+
+  it("acs:CurrentTime is the time of each decision: time-bounded grants and denies apply, with routing keys too", async () => {
+    // Without the clock in the context the time-bounded GetVhost grant would not match: no connection.
+    const conn = await connect(world, plain, clockKey, V);
+    conn.on("error", () => {});
+    const ok = await conn.createConfirmChannel();
+    ok.on("error", () => {});
+    await new Promise<void>((resolve, reject) =>
+      ok.publish("amq.topic", "orders.new", Buffer.from("x"), {}, (err) => (err ? reject(err) : resolve())),
+    );
+    const denied = await conn.createConfirmChannel();
+    const refusal = new Promise<string>((resolve) => denied.on("error", (e: Error) => resolve(e.message)));
+    denied.publish("amq.topic", "expired.order", Buffer.from("x"));
+    expect(await refusal).toMatch(/403.*amqp:BasicPublish.*ExplicitDeny|403.*explicit/i);
+    await conn.close().catch(() => {});
   });
 });

@@ -232,7 +232,7 @@ describe("revocation corner cases", () => {
       failClosedAfterMs: 150,
     });
     w.credentials = new (await import("@portcullis/feed")).CredentialResolver(w.feed.projection, w.box);
-    const { edge: e2 } = await edgeFor(w, { edgeId: "amqp-fc" });
+    const { edge: e2, decisions: records } = await edgeFor(w, { edgeId: "amqp-fc" });
     try {
       const conn = await connect(w, e2, key, V);
       const closed = new Promise<string>((r) => conn.on("close", (err?: Error) => r(String(err))));
@@ -251,6 +251,8 @@ describe("revocation corner cases", () => {
       expect(close?.replyCode).toBe(530);
       expect(String(close?.replyText)).toContain("fail-closed");
       raw.closeOk();
+      // The edge's own rule, not a policy decision: the audit could not re-decide it, so no record.
+      expect(records).toEqual([]);
       expect(await e2.registry.metrics()).toMatch(/portcullis_amqp_feed_fail_closed 1/);
     } finally {
       await e2.close();

@@ -43,6 +43,7 @@ import type {
   FeedStatus,
   LiveProjection,
 } from "@portcullis/feed";
+import { recordContext } from "@portcullis/feed";
 import {
   type ArnScope,
   type DecidingStatement,
@@ -67,7 +68,6 @@ import {
 import { type ConnectResult, EdgeMetrics, RESULT, type Result, STAGE, type Stage } from "./metrics.ts";
 import {
   AllowMemo,
-  recordContext,
   SESSION,
   type Session,
   SessionRegistry,

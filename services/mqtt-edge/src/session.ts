@@ -2,6 +2,7 @@
  * A live, authenticated MQTT session and the indexes revocation uses to find
  * the sessions an event affects (by principal, by AccessKey, by account).
  */
+import { clockContext } from "@portcullis/feed";
 import type { ArnScope, RequestContext } from "@portcullis/policy";
 import { mqTopicArn } from "@portcullis/policy";
 import type { PrincipalRef } from "@portcullis/projection";
@@ -150,25 +151,6 @@ export class AllowMemo {
 }
 
 /**
- * The prototype of every session context: `acs:CurrentTime` is a getter that
- * reads the clock (epoch ms, which Date operators accept) only when a statement
- * asks for it. Decision records copy it as an ISO time (see `recordContext`).
- */
-const TIME = Object.freeze(
-  Object.defineProperty({}, "acs:CurrentTime", {
-    enumerable: true,
-    get: () => Date.now(),
-  }),
-);
-
-/** A frozen context with the clock getter. */
-function context(props: Record<string, string | number | boolean>): RequestContext {
-  return Object.freeze(
-    Object.assign(Object.create(TIME) as Record<string, unknown>, props),
-  ) as RequestContext;
-}
-
-/**
  * Build the contexts of a session once; every decision reuses them (no
  * allocation per message).
  */
@@ -185,20 +167,12 @@ export function sessionContexts(
   };
   const messageContexts: RequestContext[] = [];
   for (let i = 0; i < 6; i++)
-    messageContexts.push(context({ ...base, "mq:Qos": i >> 1, "mq:Retain": (i & 1) === 1 }));
+    messageContexts.push(clockContext({ ...base, "mq:Qos": i >> 1, "mq:Retain": (i & 1) === 1 }));
   return {
-    connectContext: context(base),
+    connectContext: clockContext(base),
     messageContexts,
-    subscribeContexts: [0, 1, 2].map((qos) => context({ ...base, "mq:Qos": qos })),
+    subscribeContexts: [0, 1, 2].map((qos) => clockContext({ ...base, "mq:Qos": qos })),
   };
-}
-
-/** A context as a plain object for a decision record, with the time of the decision in ISO 8601. */
-export function recordContext(ctx: RequestContext): RequestContext {
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(ctx)) out[k] = ctx[k];
-  out["acs:CurrentTime"] = new Date().toISOString();
-  return out as RequestContext;
 }
 
 const addTo = <K>(m: Map<K, Set<Session>>, k: K, s: Session) => {

@@ -1,0 +1,40 @@
+/**
+ * Request contexts for the edges' message paths. A context is built once per
+ * session or connection and reused for every decision; its `acs:CurrentTime`
+ * is a getter on the prototype that reads the clock (epoch ms, which the Date
+ * operators accept) only when a statement asks for it (SPEC §3 keys).
+ */
+import type { RequestContext } from "@portcullis/policy";
+
+const CLOCK = Object.freeze(
+  Object.defineProperty({}, "acs:CurrentTime", {
+    enumerable: true,
+    get: () => Date.now(),
+  }),
+);
+
+/** A frozen context of `props` whose `acs:CurrentTime` is always now. */
+export function clockContext(props: Record<string, string | number | boolean>): RequestContext {
+  return Object.freeze(
+    Object.assign(Object.create(CLOCK) as Record<string, unknown>, props),
+  ) as RequestContext;
+}
+
+/** `base` plus more keys, keeping the clock (a spread would drop the inherited getter). */
+export function extendContext(
+  base: RequestContext,
+  props: Record<string, string | number | boolean>,
+): RequestContext {
+  return Object.assign(Object.create(base) as Record<string, unknown>, props) as RequestContext;
+}
+
+/**
+ * A context as plain data for a decision record (own and inherited keys), with
+ * the time of the decision as an ISO 8601 string, so the audit can re-decide it.
+ */
+export function recordContext(ctx: RequestContext): RequestContext {
+  const out: Record<string, unknown> = {};
+  for (const k in ctx) out[k] = ctx[k];
+  out["acs:CurrentTime"] = new Date().toISOString();
+  return out as RequestContext;
+}
