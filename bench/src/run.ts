@@ -4,6 +4,7 @@
  * its module and append it to BENCHMARKS. `pnpm bench -- NAME …` runs only the named ones.
  */
 import { amqpBenchmark } from "./amqp.ts";
+import { auditBenchmark } from "./audit.ts";
 import type { Benchmark } from "./harness.ts";
 import { mqttBenchmark } from "./mqtt.ts";
 import { policyBenchmark } from "./policy.ts";
@@ -15,6 +16,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   storeBenchmark,
   mqttBenchmark,
   amqpBenchmark,
+  auditBenchmark,
 ];
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");
