@@ -45,7 +45,7 @@ export interface LiveProjectionOptions extends ProjectionOptions {
   staleAfterMs?: number;
   /** Fail closed after this long stale (default 30 000; `Infinity` never). */
   failClosedAfterMs?: number;
-  /** How long `start` waits for the initial catch-up (default 60 000). */
+  /** `start` fails when the initial catch-up applies no event for this long, in ms (default 30 000). */
   catchUpTimeoutMs?: number;
   /** Errors of listeners and of the feed loop (default: ignored). */
   onError?: (err: unknown, where: string) => void;
@@ -96,7 +96,10 @@ export class LiveProjection {
   private constructor(store: EventStore, opts: LiveProjectionOptions) {
     this.#store = store;
     this.#opts = opts;
-    this.projection = opts.snapshot ? Projection.fromSnapshot(opts.snapshot, opts) : new Projection(opts);
+    // INVARIANT: every EventStore adapter validates each event as it reads it
+    // (adapter-kit `decodeRecorded`), so the projection does not validate twice.
+    const popts: ProjectionOptions = { validate: false, ...opts };
+    this.projection = opts.snapshot ? Projection.fromSnapshot(opts.snapshot, popts) : new Projection(popts);
   }
 
   /**
@@ -111,9 +114,16 @@ export class LiveProjection {
       feed.#connected = true;
       feed.#lastContactAt = Date.now();
       feed.#loop = feed.#run();
-      if (feed.position < head) {
-        const ok = await feed.waitForPosition(head, opts.catchUpTimeoutMs ?? 60_000);
-        if (!ok) throw new FeedError(`catch-up to position ${head} did not finish (at ${feed.position})`);
+      // A long log takes long to replay: give up only when the catch-up stalls.
+      const stallMs = opts.catchUpTimeoutMs ?? 30_000;
+      let seen = feed.position;
+      while (feed.position < head) {
+        if (await feed.waitForPosition(head, stallMs)) break;
+        if (feed.position === seen)
+          throw new FeedError(
+            `catch-up to position ${head} stalled at ${feed.position} (no event applied for ${stallMs} ms)`,
+          );
+        seen = feed.position;
       }
       feed.#probe = setInterval(() => feed.#tick(), opts.probeIntervalMs ?? 500);
       feed.#probe.unref();
