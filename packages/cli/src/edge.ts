@@ -13,15 +13,22 @@
  * health: feed staleness, connections), `/readyz` (200 unless stale) and
  * Prometheus `/metrics`.
  */
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { type AllowLogging, DecisionLog, JetStreamDecisionStore } from "@portcullis/audit";
+import {
+  type AllowLogging,
+  DecisionLog,
+  JetStreamDecisionStore,
+  SqliteSnapshotStore,
+} from "@portcullis/audit";
 import { JetStreamEventStore } from "@portcullis/event-store";
 import { parseMasterKey, SecretBox } from "@portcullis/events";
 import { CredentialResolver, type DecisionSink, LiveProjection, publishPositions } from "@portcullis/feed";
 import pino, { type Logger } from "pino";
 import { Registry } from "prom-client";
+import { startFeedFromSnapshots } from "./feed-start.ts";
 import { CliUsageError } from "./io.ts";
 
 /** Options shared by both distributed edges. */
@@ -48,6 +55,8 @@ export interface DistributedEdgeOptions {
   failClosedAfterMs?: number;
   /** Allows kept in the decision log besides every denial (default `none`). */
   logAllows?: AllowLogging;
+  /** Keep snapshots in `<dir>/edge-snapshots.db` and start from the latest (SPEC §6). */
+  snapshotDir?: string;
 }
 
 /** What a started distributed edge exposes. */
@@ -121,11 +130,23 @@ async function startBase(
     closers.push(() => store.close());
     // INVARIANT: start() resolves only after every event up to the head is applied,
     // so the listeners below never accept a connection on an old state.
-    const feed = await LiveProjection.start(store, {
+    const feedOpts = {
       ...(o.failClosedAfterMs !== undefined ? { failClosedAfterMs: o.failClosedAfterMs } : {}),
-      onError: (err, where) => logger.warn({ err, where }, "feed error"),
-    });
-    closers.push(() => feed.close());
+      onError: (err: unknown, where: string) => logger.warn({ err, where }, "feed error"),
+    };
+    let feed: LiveProjection;
+    if (o.snapshotDir) {
+      mkdirSync(o.snapshotDir, { recursive: true });
+      const snaps = SqliteSnapshotStore.open(join(o.snapshotDir, "edge-snapshots.db"));
+      closers.push(() => snaps.close());
+      const started = await startFeedFromSnapshots(store, snaps, logger, feedOpts);
+      feed = started.feed;
+      closers.push(() => feed.close());
+      closers.push(() => started.stop());
+    } else {
+      feed = await LiveProjection.start(store, feedOpts);
+      closers.push(() => feed.close());
+    }
     const credentials = new CredentialResolver(feed.projection, box);
     feed.onApplied((_e, affected) => credentials.forget(affected.accessKeys));
     // The decision log of a distributed edge is a JetStream stream (SPEC §8), read by `audit verify`.

@@ -122,7 +122,11 @@ function addEdgeCommands(program: Command, io: CliIO, setCode: (c: number) => vo
       )
       .option("--log-file <file>", "JSON log file (`-` for stderr)", "-")
       .option("--log-level <level>", "pino level (default info)")
-      .option("--log-allows <what>", "allows kept in the decision log besides every denial", "none");
+      .option("--log-allows <what>", "allows kept in the decision log besides every denial", "none")
+      .option(
+        "--snapshot-dir <dir>",
+        "keep snapshots here and start from the latest (else replay the whole log)",
+      );
   // biome-ignore lint/suspicious/noExplicitAny: commander's parsed options
   const base = (o: any) => ({
     nats: o.nats,
@@ -139,6 +143,7 @@ function addEdgeCommands(program: Command, io: CliIO, setCode: (c: number) => vo
     logFile: o.logFile,
     ...(o.logLevel ? { logLevel: o.logLevel } : {}),
     logAllows: allowLogging(o.logAllows),
+    ...(o.snapshotDir ? { snapshotDir: o.snapshotDir } : {}),
   });
 
   common(
@@ -275,6 +280,16 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
     .option("--nats <url>", "NATS URL(s) of the JetStream store, comma-separated (with --store jetstream)")
     .option("--no-mqtt", "do not run the MQTT edge in this process")
     .option("--no-amqp", "do not run the AMQP edge in this process")
+    .addOption(
+      new Option("--snapshot-every <n>", "snapshot the projection every N events (start-up and audit)")
+        .argParser((v: string) => {
+          const n = Number(v);
+          if (!Number.isSafeInteger(n) || n <= 0)
+            throw new CliUsageError(`--snapshot-every: not a positive integer: \`${v}\``);
+          return n;
+        })
+        .default(25_000),
+    )
     .option(
       "--log-allows <what>",
       "allows kept in the decision log besides every denial: none, all, or a sample rate (0.01, 1%)",
@@ -301,6 +316,7 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
             mqtt: o.mqtt !== false,
             amqp: o.amqp !== false,
             logAllows: allowLogging(o.logAllows),
+            snapshotEvery: o.snapshotEvery,
           },
           io,
         ),

@@ -32,7 +32,7 @@ import {
   CredentialResolver,
   type DecisionSink,
   InProcessPositionBoard,
-  LiveProjection,
+  type LiveProjection,
   NatsPositionBoard,
   type PositionBoard,
   publishPositions,
@@ -41,6 +41,7 @@ import { startMqttEdge } from "@portcullis/mqtt-edge";
 import pino, { type Logger } from "pino";
 import { Registry } from "prom-client";
 import { seedDemo } from "./demo.ts";
+import { startFeedFromSnapshots } from "./feed-start.ts";
 import type { CliIO } from "./io.ts";
 
 /** Options of `portcullis serve`. */
@@ -71,6 +72,8 @@ export interface ServeOptions {
   amqp?: boolean;
   /** Allows kept in the decision log besides every denial (default `none`). */
   logAllows?: AllowLogging;
+  /** Snapshot interval in events (default 25 000). */
+  snapshotEvery?: number;
 }
 
 /** The root credentials file (`D/root-credentials.json`). */
@@ -385,10 +388,17 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
       root = JSON.parse(readFileSync(credsPath, "utf8")) as RootCredentials;
     }
 
-    const feed = await LiveProjection.start(store, {
+    // Snapshots (the audit's, in the data dir) serve both time travel and start-up:
+    // the feed starts from the nearest valid one plus the events after it (SPEC §6).
+    const auditSnapshots = SqliteSnapshotStore.open(join(dir, DATA_DIR_FILES.snapshots));
+    closers.push(async () => auditSnapshots.close());
+    const started = await startFeedFromSnapshots(store, auditSnapshots, logger, {
+      ...(o.snapshotEvery !== undefined ? { every: o.snapshotEvery } : {}),
       onError: (err, where) => logger.warn({ err, where }, "feed error"),
     });
+    const feed = started.feed;
     closers.push(() => feed.close());
+    closers.push(() => started.stop());
     // In one process edges are read straight from the shared feed; distributed,
     // every edge (ours too) reports over NATS and the board listens there.
     const inProcess = nc ? undefined : new InProcessPositionBoard();
@@ -412,8 +422,6 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
       ? (decisionWriter as JetStreamDecisionStore)
       : SqliteDecisionStore.open(join(dir, DATA_DIR_FILES.decisions));
     if (!nc) closers.push(async () => (decisionReader as SqliteDecisionStore).close());
-    const auditSnapshots = SqliteSnapshotStore.open(join(dir, DATA_DIR_FILES.snapshots));
-    closers.push(async () => auditSnapshots.close());
     const onDecision: DecisionSink = (r) => {
       if (r.decision !== "Allow") logger.info({ decisionRecord: r }, "denied");
       decisionLog.sink(r);

@@ -12,7 +12,13 @@
  */
 import type { EventStore, Subscription } from "@portcullis/event-store";
 import type { RecordedEvent } from "@portcullis/events";
-import { type Affected, Projection, type ProjectionOptions, type Snapshot } from "@portcullis/projection";
+import {
+  type Affected,
+  Projection,
+  type ProjectionOptions,
+  type Snapshot,
+  type State,
+} from "@portcullis/projection";
 
 /** Called synchronously after each event is applied, in position order. */
 export type AppliedListener = (event: RecordedEvent, affected: Affected) => void;
@@ -39,6 +45,8 @@ export interface FeedStatus {
 export interface LiveProjectionOptions extends ProjectionOptions {
   /** Start from this snapshot instead of the empty state. */
   snapshot?: Snapshot;
+  /** Or from this restored state (it becomes the projection's own; e.g. from a snapshot store). */
+  state?: State;
   /** Probe period in ms (default 500). */
   probeIntervalMs?: number;
   /** Stale after this long without contact or with a lag (default 2 000; SPEC §6 says "within 2 s"). */
@@ -99,7 +107,9 @@ export class LiveProjection {
     // INVARIANT: every EventStore adapter validates each event as it reads it
     // (adapter-kit `decodeRecorded`), so the projection does not validate twice.
     const popts: ProjectionOptions = { validate: false, ...opts };
-    this.projection = opts.snapshot ? Projection.fromSnapshot(opts.snapshot, popts) : new Projection(popts);
+    this.projection = opts.snapshot
+      ? Projection.fromSnapshot(opts.snapshot, popts)
+      : new Projection(popts, opts.state);
   }
 
   /**
