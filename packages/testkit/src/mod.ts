@@ -2,3 +2,5 @@
 
 export type { NatsServer, NatsServerOptions } from "./nats-server.ts";
 export { freePort, NatsServerError, startNatsServer } from "./nats-server.ts";
+export type { RabbitMqNode } from "./rabbitmq.ts";
+export { RabbitMqError, startRabbitMq } from "./rabbitmq.ts";
