@@ -58,7 +58,7 @@ describe("portcullis serve: start from a snapshot", () => {
       resource,
     });
     expect(after.decision).toBe("ImplicitDeny");
-    expect((await gw.admin.listUsers()).users.map((u: { userName: string }) => u.userName)).toEqual(
+    expect((await gw.admin.listUsers()).users.map((u) => String(u.userName))).toEqual(
       expect.arrayContaining(["snap-0", "snap-5"]),
     );
   });
