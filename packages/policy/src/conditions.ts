@@ -218,8 +218,27 @@ export function lookupContext(ctx: RequestContext | undefined, key: string): Con
   if (!ctx) return undefined;
   const direct = ctx[key];
   if (direct !== undefined) return direct;
-  const lower = key.toLowerCase();
-  for (const k in ctx) if (k.length === key.length && k.toLowerCase() === lower) return ctx[k];
+  return scanContext(ctx, key.length, key.toLowerCase());
+}
+
+/**
+ * `lookupContext` with `key.toLowerCase()` given by the caller, who computed it
+ * once (the decision cache does, per cached key list) instead of per request.
+ */
+export function lookupContextLower(
+  ctx: RequestContext | undefined,
+  key: string,
+  lower: string,
+): ContextValue | undefined {
+  if (!ctx) return undefined;
+  const direct = ctx[key];
+  if (direct !== undefined) return direct;
+  return scanContext(ctx, key.length, lower);
+}
+
+/** The value of the first context key of `length` characters that lower-cases to `lower`. */
+function scanContext(ctx: RequestContext, length: number, lower: string): ContextValue | undefined {
+  for (const k in ctx) if (k.length === length && k.toLowerCase() === lower) return ctx[k];
   return undefined;
 }
 

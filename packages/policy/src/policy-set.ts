@@ -17,7 +17,7 @@ import {
   statementMatchesAction,
   statementMatchesResource,
 } from "./compile.ts";
-import { evalCondition, lookupContext } from "./conditions.ts";
+import { evalCondition, lookupContextLower } from "./conditions.ts";
 import {
   compareDecidingStatements,
   type DecidingStatement,
@@ -134,53 +134,172 @@ interface ActionCandidates {
 }
 
 const EMPTY: readonly never[] = Object.freeze([]);
+/** Stands for an absent context key in cached values (no context value is a symbol). */
 const MISSING = Symbol("missing");
-/** Distinct contexts cached per (action, resource); older ones are dropped first. */
-const MAX_CONTEXTS_PER_RESOURCE = 8;
+/** A bucket's list longer than this is split by the values of one context key. */
+const LIST_LIMIT = 8;
+/** Distinct actions cached per resource (beyond it, further actions are decided uncached). */
+const MAX_ACTIONS_PER_RESOURCE = 32;
 
-/**
- * A cached decision and the context values it was decided with. The first four
- * values are inline fields (one object per entry keeps a hit to few memory
- * reads); entries of one resource form a short list.
+/*
+ * The decision cache. A decision depends only on the action, the resource and
+ * the context values of the condition keys of the statements that match action
+ * and resource; those keys are fixed for the pair. The cache maps a resource to
+ * a slot for its action:
+ * - a pair whose statements reference no key has one decision: the slot is the
+ *   Decision itself (it carries its action), so a hit is one Map lookup;
+ * - otherwise the slot is a CacheNode holding the keys and the decisions by
+ *   their values: the first one inline, later ones in a short list that is
+ *   split by the values of one key once it grows;
+ * - a resource asked about under several actions has an ActionSlots.
  */
-interface CacheEntry {
-  keys: readonly string[];
+
+/** A cached decision and the context values (of its node's keys, in order) it was decided with. */
+class CacheEntry {
+  constructor(
+    readonly v0: unknown,
+    readonly v1: unknown,
+    readonly v2: unknown,
+    readonly v3: unknown,
+    readonly more: readonly unknown[] | undefined,
+    readonly decision: Decision,
+    public next: CacheEntry | undefined,
+  ) {}
+}
+
+/** Entries compared one by one (newest first) while few; then split by the value of key `index`. */
+class Bucket {
+  head: CacheEntry | undefined = undefined;
+  size = 0;
+  index = -1;
+  byValue: Map<unknown, Bucket> | undefined = undefined;
+}
+
+/** The cached decisions of one (action, resource) whose statements reference context keys. */
+class CacheNode extends Bucket {
   v0: unknown;
   v1: unknown;
   v2: unknown;
   v3: unknown;
   more: readonly unknown[] | undefined;
-  decision: Decision;
-  next: CacheEntry | undefined;
-}
+  /** The first decision, inline (most nodes have one); undefined once it moved into a split. */
+  decision: Decision | undefined;
 
-function makeEntry(
-  keys: readonly string[],
-  values: readonly unknown[],
-  decision: Decision,
-  next: CacheEntry | undefined,
-): CacheEntry {
-  return {
-    keys,
-    v0: values[0],
-    v1: values[1],
-    v2: values[2],
-    v3: values[3],
-    more: values.length > 4 ? values.slice(4) : undefined,
-    decision,
-    next,
-  };
-}
-
-function sameValues(e: CacheEntry, ctx: RequestContext | undefined): boolean {
-  const keys = e.keys;
-  const n = keys.length;
-  for (let i = 0; i < n; i++) {
-    const v = lookupContext(ctx, keys[i]!);
-    const want = i === 0 ? e.v0 : i === 1 ? e.v1 : i === 2 ? e.v2 : i === 3 ? e.v3 : e.more![i - 4];
-    if ((v === undefined ? MISSING : v) !== want) return false;
+  constructor(
+    readonly action: string,
+    readonly keys: readonly string[],
+    /** Lower-cased `keys`, for the case-insensitive context lookup. */
+    readonly lowerKeys: readonly string[],
+    values: readonly unknown[],
+    decision: Decision,
+  ) {
+    super();
+    const n = keys.length;
+    this.v0 = values[0];
+    this.v1 = n > 1 ? values[1] : undefined;
+    this.v2 = n > 2 ? values[2] : undefined;
+    this.v3 = n > 3 ? values[3] : undefined;
+    this.more = n > 4 ? values.slice(4, n) : undefined;
+    this.decision = decision;
+    this.size = 1;
   }
+}
+
+/** What the cache holds for one (action, resource). */
+type Slot = Decision | CacheNode;
+
+/** The slots of one resource asked about under several actions (the first two inline). */
+class ActionSlots {
+  /** Never equal to a request's action, so `decide` checks a single slot with one comparison. */
+  readonly action: undefined = undefined;
+  readonly actions: string[] = [];
+  readonly slots: Slot[] = [];
+
+  constructor(
+    readonly a0: string,
+    readonly s0: Slot,
+    readonly a1: string,
+    readonly s1: Slot,
+  ) {}
+
+  find(action: string): Slot | undefined {
+    if (action === this.a0) return this.s0;
+    if (action === this.a1) return this.s1;
+    const actions = this.actions;
+    for (let i = 0; i < actions.length; i++) if (actions[i] === action) return this.slots[i];
+    return undefined;
+  }
+
+  /** Number of actions held. */
+  get size(): number {
+    return 2 + this.actions.length;
+  }
+}
+
+/** SameValueZero, as Map keys compare: NaN equals NaN (conditions treat 0 and -0 alike). */
+function same(a: unknown, b: unknown): boolean {
+  // biome-ignore lint/suspicious/noSelfCompare: NaN test
+  return a === b || (a !== a && b !== b);
+}
+
+function entryValue(e: CacheEntry | CacheNode, i: number): unknown {
+  return i === 0 ? e.v0 : i === 1 ? e.v1 : i === 2 ? e.v2 : i === 3 ? e.v3 : e.more![i - 4];
+}
+
+/** Do the `n` (≥ 1) values of `e` equal `values`? */
+function matchesEntry(e: CacheEntry | CacheNode, values: readonly unknown[], n: number): boolean {
+  if (!same(e.v0, values[0])) return false;
+  if (n === 1) return true;
+  if (!same(e.v1, values[1])) return false;
+  if (n === 2) return true;
+  if (!same(e.v2, values[2])) return false;
+  if (n === 3) return true;
+  if (!same(e.v3, values[3])) return false;
+  for (let i = 4; i < n; i++) if (!same(e.more![i - 4], values[i])) return false;
   return true;
+}
+
+/** Split a bucket's entries by the key with the most distinct values among them. */
+function splitBucket(bucket: Bucket, n: number): void {
+  if (bucket instanceof CacheNode && bucket.decision !== undefined) {
+    // The node's inline decision joins the others.
+    const d = bucket.decision;
+    bucket.head = new CacheEntry(bucket.v0, bucket.v1, bucket.v2, bucket.v3, bucket.more, d, bucket.head);
+    bucket.decision = undefined;
+  }
+  let best = 0;
+  let bestCount = 0;
+  for (let i = 0; i < n; i++) {
+    const distinct = new Set<unknown>();
+    for (let e = bucket.head; e !== undefined; e = e.next) distinct.add(entryValue(e, i));
+    if (distinct.size > bestCount) {
+      best = i;
+      bestCount = distinct.size;
+    }
+  }
+  const byValue = new Map<unknown, Bucket>();
+  for (let e = bucket.head; e !== undefined; ) {
+    const next = e.next;
+    const v = entryValue(e, best);
+    let child = byValue.get(v);
+    if (child === undefined) {
+      child = new Bucket();
+      byValue.set(v, child);
+    }
+    e.next = child.head;
+    child.head = e;
+    child.size++;
+    e = next;
+  }
+  bucket.head = undefined;
+  bucket.size = 0;
+  bucket.index = best;
+  bucket.byValue = byValue;
+}
+
+/** Is this context value one the cache can compare (multi-valued keys and objects are left uncached)? */
+function comparable(v: unknown): boolean {
+  return typeof v !== "object" && typeof v !== "function";
 }
 
 /**
@@ -197,8 +316,13 @@ export class PolicySet {
   readonly policies: readonly CompiledPolicy[];
   private readonly statements: readonly CompiledStatement[];
   private readonly byAction = new Map<string, ActionCandidates>();
-  private readonly cache = new Map<string, Map<string, CacheEntry>>();
+  /** resource → the cached decisions for it (see the decision cache above). */
+  private readonly cache = new Map<string, Slot | ActionSlots>();
+  /** Interned key lists of cache nodes, and their lower-cased forms. */
   private readonly keyLists = new Map<string, readonly string[]>();
+  private readonly lowerKeyLists = new Map<readonly string[], readonly string[]>();
+  /** Scratch space for the context values of one `decide` (no allocation per call). */
+  private readonly values: unknown[] = [];
   private cached = 0;
   private readonly cacheSize: number;
   private readonly displayName: string;
@@ -228,71 +352,134 @@ export class PolicySet {
 
   /** The decision for one request (uncached). */
   evaluate(request: AuthzRequest): Decision {
-    return this.evaluateParts(request.action, request.resource, request.context, null);
+    return this.evaluateParts(request.action, request.resource, request.context);
   }
 
   /**
    * The decision for one request through the cache (same result as `evaluate`).
-   *
-   * A decision depends only on the action, the resource and the context values
-   * of the keys referenced by the statements that matched action and resource
-   * (the ones evaluation examined). Entries are found by action and resource and
-   * store those keys and values; a hit compares just them.
+   * A hit costs a Map lookup by resource, and when the statements that match
+   * reference context keys, reading those keys and comparing their values.
    */
   decide(action: string, resource: string, context?: RequestContext): Decision {
-    if (!this.cacheable) return this.evaluateParts(action, resource, context, null);
-    let byResource = this.cache.get(action);
-    if (!byResource) {
-      byResource = new Map();
-      this.cache.set(action, byResource);
+    if (!this.cacheable) return this.evaluateParts(action, resource, context);
+    let slot: Slot | ActionSlots | undefined = this.cache.get(resource);
+    if (slot === undefined) return this.missNewSlot(action, resource, context);
+    if (slot.action !== action) {
+      slot = slot instanceof ActionSlots ? slot.find(action) : undefined;
+      if (slot === undefined) return this.missNewSlot(action, resource, context);
     }
-    const head = byResource.get(resource);
-    let depth = 0;
-    for (let e = head; e !== undefined; e = e.next, depth++) if (sameValues(e, context)) return e.decision;
+    if (!(slot instanceof CacheNode)) return slot;
+    const node = slot;
+    const keys = node.keys;
+    const n = keys.length;
+    const values = this.values;
+    for (let i = 0; i < n; i++) {
+      const v = lookupContextLower(context, keys[i]!, node.lowerKeys[i]!);
+      values[i] = v === undefined ? MISSING : v;
+    }
+    if (node.decision !== undefined && matchesEntry(node, values, n)) return node.decision;
+    let bucket: Bucket = node;
+    while (bucket.byValue !== undefined) {
+      const child: Bucket | undefined = bucket.byValue.get(values[bucket.index]);
+      if (child === undefined) return this.missInNode(node, bucket, action, resource, context);
+      bucket = child;
+    }
+    for (let e = bucket.head; e !== undefined; e = e.next) if (matchesEntry(e, values, n)) return e.decision;
+    return this.missInNode(node, bucket, action, resource, context);
+  }
 
-    const keys: string[] = [];
-    const d = this.evaluateParts(action, resource, context, keys);
-    const values: unknown[] = [];
-    for (const k of keys) {
-      const v = lookupContext(context, k);
-      // Multi-valued keys are rare: leave them uncached rather than compare arrays.
-      if (Array.isArray(v)) return d;
-      values.push(v === undefined ? MISSING : v);
+  /** A miss for an (action, resource) with nothing cached: find its keys, decide, cache. */
+  private missNewSlot(action: string, resource: string, context: RequestContext | undefined): Decision {
+    const keys = this.referencedKeys(action, resource);
+    const lowerKeys = this.lowerKeyLists.get(keys) ?? EMPTY;
+    const d = this.evaluateParts(action, resource, context);
+    const values = this.values;
+    for (let i = 0; i < keys.length; i++) {
+      const v = lookupContextLower(context, keys[i]!, lowerKeys[i]!);
+      if (!comparable(v)) return d;
+      values[i] = v === undefined ? MISSING : v;
     }
-    // Newest first; keep at most MAX_CONTEXTS_PER_RESOURCE contexts per resource.
-    let next = head;
-    if (depth >= MAX_CONTEXTS_PER_RESOURCE) {
-      next = undefined;
-      this.cached -= depth;
-    }
-    if (this.cached >= this.cacheSize) {
-      this.clearCache();
-      byResource = new Map();
-      this.cache.set(action, byResource);
-      next = undefined;
-    }
-    const entry = makeEntry(this.internKeys(keys), values, d, next);
-    byResource.set(resource, entry);
+    if (this.cached >= this.cacheSize) this.clearCache();
+    const slot: Slot = keys.length === 0 ? d : new CacheNode(action, keys, lowerKeys, values, d);
+    const held = this.cache.get(resource);
+    if (held === undefined) this.cache.set(resource, slot);
+    else if (held instanceof ActionSlots) {
+      if (held.size >= MAX_ACTIONS_PER_RESOURCE) return d;
+      held.actions.push(action);
+      held.slots.push(slot);
+    } else this.cache.set(resource, new ActionSlots(held.action, held, action, slot));
     this.cached++;
     return d;
   }
 
-  /** Share identical key lists between entries (they are few, and stay in cache). */
-  private internKeys(keys: string[]): readonly string[] {
-    if (keys.length === 0) return EMPTY;
-    const id = keys.join("\u0000");
-    let k = this.keyLists.get(id);
-    if (!k) {
-      k = Object.freeze(keys);
-      this.keyLists.set(id, k);
+  /**
+   * A miss on a node: `values` holds the context's values of its keys, which
+   * led to `bucket` (a list without them, or a split with no child for them).
+   */
+  private missInNode(
+    node: CacheNode,
+    bucket: Bucket,
+    action: string,
+    resource: string,
+    context: RequestContext | undefined,
+  ): Decision {
+    const d = this.evaluateParts(action, resource, context);
+    const values = this.values;
+    const n = node.keys.length;
+    for (let i = 0; i < n; i++) if (!comparable(values[i])) return d;
+    if (this.cached >= this.cacheSize) {
+      // Start afresh: the node goes too, and comes back with the next miss.
+      this.clearCache();
+      return d;
     }
-    return k;
+    this.cached++;
+    if (bucket.byValue !== undefined) {
+      const child = new Bucket();
+      bucket.byValue.set(values[bucket.index], child);
+      bucket = child;
+    }
+    bucket.head = new CacheEntry(
+      values[0],
+      n > 1 ? values[1] : undefined,
+      n > 2 ? values[2] : undefined,
+      n > 3 ? values[3] : undefined,
+      n > 4 ? values.slice(4, n) : undefined,
+      d,
+      bucket.head,
+    );
+    if (++bucket.size > LIST_LIMIT) splitBucket(bucket, n);
+    return d;
+  }
+
+  /** The condition keys of every statement matching action and resource (the keys a decision can depend on). */
+  private referencedKeys(action: string, resource: string): readonly string[] {
+    const acct = arnAccountId(resource);
+    if (acct === undefined || acct !== this.principal.accountId || this.principal.kind === "root")
+      return EMPTY;
+    const cand = this.candidates(action.toLowerCase());
+    const matched: CompiledStatement[] = [];
+    cand.deny.matching(resource, matched);
+    cand.allow.matching(resource, matched);
+    const keys: string[] = [];
+    for (const st of matched) for (const c of st.conditions) if (!keys.includes(c.key)) keys.push(c.key);
+    if (keys.length === 0) return EMPTY;
+    while (this.values.length < keys.length) this.values.push(undefined);
+    // Nodes share equal key lists: there are few, and shared ones stay in the CPU caches.
+    const id = keys.join("\u0000");
+    let shared = this.keyLists.get(id);
+    if (shared === undefined) {
+      shared = Object.freeze(keys);
+      this.keyLists.set(id, shared);
+      this.lowerKeyLists.set(shared, Object.freeze(keys.map((k) => k.toLowerCase())));
+    }
+    return shared;
   }
 
   /** Forget every cached decision. */
   clearCache(): void {
     this.cache.clear();
     this.keyLists.clear();
+    this.lowerKeyLists.clear();
     this.cached = 0;
   }
 
@@ -315,13 +502,8 @@ export class PolicySet {
     return c;
   }
 
-  /** Evaluate; when `keys` is given, collect the condition keys of the statements examined. */
-  private evaluateParts(
-    action: string,
-    resource: string,
-    context: RequestContext | undefined,
-    keys: string[] | null,
-  ): Decision {
+  /** Evaluate one request: the whole of SPEC §3, no cache. */
+  private evaluateParts(action: string, resource: string, context: RequestContext | undefined): Decision {
     const acct = arnAccountId(resource);
     if (acct === undefined)
       return this.finish("ImplicitDeny", "invalid-resource", action, resource, EMPTY, EMPTY);
@@ -335,14 +517,12 @@ export class PolicySet {
     const matched: CompiledStatement[] = [];
     const denies: DecidingStatement[] = [];
     cand.deny.matching(resource, matched);
-    if (keys) collectKeys(matched, keys);
     for (const st of matched) if (conditionsHold(st, context, missing)) denies.push(st.ref);
     if (denies.length > 0) return this.finish("ExplicitDeny", "statement", action, resource, denies, missing);
 
     matched.length = 0;
     const allows: DecidingStatement[] = [];
     cand.allow.matching(resource, matched);
-    if (keys) collectKeys(matched, keys);
     for (const st of matched) if (conditionsHold(st, context, missing)) allows.push(st.ref);
     if (allows.length > 0) return this.finish("Allow", "statement", action, resource, allows, missing);
     return this.finish("ImplicitDeny", "no-match", action, resource, EMPTY, missing);
@@ -375,10 +555,6 @@ export class PolicySet {
     }
     return Object.freeze(d);
   }
-}
-
-function collectKeys(stmts: readonly CompiledStatement[], keys: string[]): void {
-  for (const st of stmts) for (const c of st.conditions) if (!keys.includes(c.key)) keys.push(c.key);
 }
 
 function conditionsHold(st: CompiledStatement, ctx: RequestContext | undefined, missing: string[]): boolean {

@@ -10,6 +10,7 @@
  * | (b) shuffling and duplicating statements and policies changes nothing | 500 |
  * | (c) `decide` (twice, after `clearCache`, small caches) equals `evaluate` | 300 |
  * | (d) `compileWildcard` equals the reference DP (random, and near-miss) | 2 × 1000 |
+ * | (e) `decide` equals `evaluate` with many contexts and actions per resource | 200 |
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -581,6 +582,73 @@ describe("wildcard matcher vs reference DP", () => {
         expect(compileWildcard(p)(s)).toBe(refGlob(p, s));
       }),
       { numRuns: 1000 },
+    );
+  });
+});
+
+describe("decision cache under many contexts and actions", () => {
+  // Statements that match every resource, always with conditions, none on
+  // acs:CurrentTime (a set with one is never cached): every cached (action,
+  // resource) then depends on context keys, and many contexts make the cache's
+  // per-resource lists grow and split.
+  const untimed = condition.filter(
+    (block) =>
+      !Object.values(block).some((keys) =>
+        Object.keys(keys).some((k) => k.toLowerCase() === "acs:currenttime"),
+      ),
+  );
+  const conditioned = fc
+    .record({
+      effect: pick("Allow", "Allow", "Deny"),
+      action: pick("mq:PUB", "mq:*", "*", "MQ:sub"),
+      condition: untimed,
+    })
+    .map((s) => ({ Effect: s.effect, Action: s.action, Resource: "*", Condition: s.condition }));
+  const conditionedPolicies: fc.Arbitrary<RefPolicy[]> = fc
+    .array(fc.array(conditioned, { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 3 })
+    .map((docs) =>
+      docs.map((stmts, i) => {
+        const r = validatePolicy({ Version: "1", Statement: stmts }, { maxDocumentChars: 1_000_000 });
+        if (!r.ok) throw new Error(`generator produced an invalid policy: ${JSON.stringify(r.errors)}`);
+        return { name: POLICY_NAMES[i]!, type: "Custom" as PolicyType, version: "v1", document: r.document };
+      }),
+    );
+
+  it("(e) decide equals evaluate when one resource is asked about with many contexts and actions", () => {
+    const session = fc.record({
+      principal,
+      policies: fc.oneof({ arbitrary: conditionedPolicies, weight: 3 }, { arbitrary: policies, weight: 1 }),
+      amqpInstanceId: pick<string | undefined>(undefined, "amqp-prod"),
+      resources: fc.array(requestResource, { minLength: 1, maxLength: 2 }),
+      actions: fc.array(requestAction, { minLength: 1, maxLength: 3 }),
+      contexts: fc.array(context, { minLength: 10, maxLength: 40 }),
+      // A second pass in random order, after the first has filled (and maybe cleared) the cache.
+      again: fc.array(fc.tuple(fc.nat(), fc.nat(), fc.nat()), { minLength: 20, maxLength: 80 }),
+      cacheSize: pick<number | undefined>(undefined, 7, 25, 10_000),
+    });
+    fc.assert(
+      fc.property(session, (t) => {
+        const compiled = compileAll(t);
+        const set = new PolicySet(
+          t.principal,
+          compiled,
+          t.cacheSize === undefined ? {} : { cacheSize: t.cacheSize },
+        );
+        const ask = (action: string, resource: string, context: RequestContext | undefined) => {
+          const e = set.evaluate(
+            context === undefined ? { action, resource } : { action, resource, context },
+          );
+          expect(set.decide(action, resource, context)).toEqual(e);
+        };
+        for (const c of t.contexts) for (const a of t.actions) for (const r of t.resources) ask(a, r, c);
+        for (const [a, r, c] of t.again)
+          ask(
+            t.actions[a % t.actions.length]!,
+            t.resources[r % t.resources.length]!,
+            t.contexts[c % t.contexts.length],
+          );
+      }),
+      { numRuns: 200 },
     );
   });
 });
