@@ -33,7 +33,6 @@
  * through the projection between events.
  */
 import { randomUUID } from "node:crypto";
-import type { EventEmitter } from "node:events";
 import type { IncomingMessage } from "node:http";
 import { safeEqual } from "@portcullis/events";
 import type {
@@ -192,7 +191,13 @@ interface ClientInternals {
   clean: boolean;
   closed: boolean;
   will: unknown;
-  _parser: { _parseLength(): boolean; _emitError(e: Error): void; packet: { length: number } };
+  _parser: {
+    _parseLength(): boolean;
+    _parseUnsubscribe(): void;
+    _emitError(e: Error): void;
+    error: Error | null;
+    packet: { length: number };
+  };
   [SESSION]?: Session;
   [PENDING_UNSUBSCRIBES]?: UnsubscribePacket[];
 }
@@ -461,15 +466,20 @@ class EdgeCore implements MqttEdge {
     // UNSUBSCRIBE names filters as the client knows them; aedes keys subscriptions by their
     // internal (account-namespaced) names and has no unsubscribe hook: rewrite the packet as it
     // is parsed, or — when it arrives before authentication finished — once the session exists.
+    // (Hooked into the parser's UNSUBSCRIBE step rather than its "packet" event, so no other
+    // packet pays for it: a second "packet" listener costs every PUBLISH and PUBACK a call and
+    // a copy of the listener array.)
     const ci = internals(client);
     ci[PENDING_UNSUBSCRIBES] = [];
-    (parser as unknown as EventEmitter).prependListener("packet", (packet: { cmd: string }) => {
-      if (packet.cmd !== "unsubscribe") return;
-      const p = packet as UnsubscribePacket;
+    const parseUnsubscribe = parser._parseUnsubscribe;
+    parser._parseUnsubscribe = function namespacedParseUnsubscribe(this: typeof parser) {
+      parseUnsubscribe.call(this);
+      if (this.error) return; // malformed: aedes closes the connection
+      const p = this.packet as unknown as UnsubscribePacket;
       const s = ci[SESSION];
       if (s) namespaceUnsubscribe(p, s);
       else ci[PENDING_UNSUBSCRIBES]?.push(p);
-    });
+    };
     conn.once("close", () => this.#forget(client));
   }
 

@@ -57,6 +57,8 @@ const subscribePacket = (id: number, ...filters: (string | Buffer)[]) =>
     0x82,
     Buffer.concat([Buffer.from([id >> 8, id & 255]), ...filters.flatMap((f) => [str(f), Buffer.from([0])])]),
   );
+const unsubscribePacket = (id: number, ...filters: string[]) =>
+  packet(0xa2, Buffer.concat([Buffer.from([id >> 8, id & 255]), ...filters.map((f) => str(f))]));
 
 /** A raw TCP conversation: everything the server sent, and whether it closed the connection. */
 class Raw {
@@ -159,6 +161,29 @@ describe("malformed packets", () => {
     raw.socket.end();
     await raw.closed;
     expect(edge.sessions().some((s) => s.clientId === "GID_shared@@@cut")).toBe(false);
+  });
+});
+
+describe("packets sent before the CONNACK", () => {
+  test("an UNSUBSCRIBE that arrives before authentication finished names the client's own filters", async () => {
+    // One write: aedes queues what follows CONNECT until the session exists; the edge names the
+    // UNSUBSCRIBE's filters in the session's namespace once it does (see namespaceUnsubscribe).
+    const raw = new Raw(edge.port).send(
+      Buffer.concat([
+        good("GID_shared@@@early-unsub"),
+        subscribePacket(1, "a/early", "a/kept"),
+        unsubscribePacket(2, "a/early"),
+      ]),
+    );
+    // CONNACK (4 bytes), SUBACK for two filters (6), UNSUBACK (4).
+    const got = await raw.bytes(14);
+    expect([...got.subarray(0, 4)]).toEqual([0x20, 0x02, 0x00, 0x00]);
+    expect([...got.subarray(4, 10)]).toEqual([0x90, 0x04, 0x00, 0x01, 0x00, 0x00]);
+    expect([...got.subarray(10, 14)]).toEqual([0xb0, 0x02, 0x00, 0x02]);
+    expect(edge.sessions().find((s) => s.clientId === "GID_shared@@@early-unsub")?.subscriptions).toEqual([
+      { filter: "a/kept", qos: 0 },
+    ]);
+    raw.socket.destroy();
   });
 });
 
