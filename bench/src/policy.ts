@@ -285,7 +285,7 @@ async function runPolicyBench(): Promise<void> {
   console.log("# policy engine benchmark");
   console.log(
     `node ${process.version}, ${cpuModel()}, ${cpus().length} cores; latency per call with ` +
-      `process.hrtime.bigint(), timer overhead ${timerOverheadNs()} ns (median) subtracted; ` +
+      `process.hrtime.bigint(), timer overhead ${timerOverheadNs()} ns (lowest median of 5 rounds) subtracted; ` +
       `load average ${loadavg()[0]!.toFixed(2)} at start (other processes skew every number)`,
   );
   const a = await benchWorkload(workload10x10());
