@@ -40,8 +40,13 @@ const SELF = fileURLToPath(import.meta.url);
 const SUBSCRIBERS = 4;
 const PAYLOAD_BYTES = 64;
 const WINDOW = 200; // messages in flight per run (mosquitto queues at most 1000 QoS 1 messages per client)
-const MESSAGES = { 0: 30_000, 1: 12_000 } as const;
-const ROUNDS = 3;
+const MESSAGES = { 0: 20_000, 1: 8_000 } as const;
+/**
+ * Measured rounds. One run of one workload varies by ±20–30% on a shared 2-core VM (wall clock
+ * and CPU alike), so 3 rounds could put the edge anywhere from 0.7× to 1.3× bare aedes; 9
+ * shorter rounds, with ratios taken within each round, are steadier.
+ */
+const ROUNDS = 9;
 const CONNECTS = 400;
 const CONNECT_CONCURRENCY = 8;
 const REVOCATIONS = 250;
@@ -543,7 +548,7 @@ interface Sample {
 async function throughputAndConnects(load: LoadGenerator): Promise<void> {
   const subjects: Subject[] = [];
   const res = new Map<string, Record<Metric, Sample[]>>();
-  const measure = async (s: Subject, m: Metric, round: number): Promise<void> => {
+  const measure = async (s: Subject, m: Metric, round: number): Promise<Sample> => {
     const cpu0 = s.cpuMs();
     let units: number;
     let ms: number;
@@ -571,31 +576,42 @@ async function throughputAndConnects(load: LoadGenerator): Promise<void> {
       units = r.deliveries!;
       ms = r.ms;
     }
-    res.get(s.name)![m].push({ rate: (units / ms) * 1000, cpuUs: ((s.cpuMs() - cpu0) * 1000) / units });
+    return { rate: (units / ms) * 1000, cpuUs: ((s.cpuMs() - cpu0) * 1000) / units };
   };
+  const metrics = ["q0", "q1", "conn"] as const;
+  const bare = "bare aedes";
+  const edge = "portcullis edge";
   try {
     subjects.push(await edgeSubject(), await bareAedesSubject());
     const mosq = await mosquittoSubject();
     if (mosq) subjects.push(mosq);
-    for (const s of subjects) res.set(s.name, { q0: [], q1: [], conn: [] });
     // Warm-up: JIT the brokers and the load generator (every workload), then forget it.
-    for (const s of subjects) for (const m of ["q0", "q1", "conn"] as const) await measure(s, m, 900);
+    for (const s of subjects) for (const m of metrics) await measure(s, m, 900);
     for (const s of subjects) res.set(s.name, { q0: [], q1: [], conn: [] });
-    // Interleave subjects round by round so drifting machine load hits all alike.
+    // Each workload runs on every subject back to back, so the subjects of one round see the same
+    // machine; the edge and bare aedes swap places every round so neither is always first.
     for (let round = 0; round < ROUNDS; round++) {
-      for (const s of subjects) for (const m of ["q0", "q1", "conn"] as const) await measure(s, m, round);
+      const order = round % 2 === 0 ? subjects : [subjects[1]!, subjects[0]!, ...subjects.slice(2)];
+      for (const m of metrics) for (const s of order) res.get(s.name)![m].push(await measure(s, m, round));
     }
   } finally {
     for (const s of subjects) await s.stop();
   }
   const med = (name: string, m: Metric, k: keyof Sample) => median(res.get(name)![m].map((x) => x[k]));
+  /** Per round: this subject's rate over bare's (wall), or bare's CPU per unit over this one's. */
+  const perRound = (name: string, m: Metric, k: keyof Sample) =>
+    res.get(name)![m].map((x, i) => {
+      const b = res.get(bare)![m][i]!;
+      return k === "rate" ? x.rate / b.rate : b.cpuUs / x.cpuUs;
+    });
+  /** The median of the per-round ratios (drift across rounds cancels within a round). */
+  const ratio = (name: string, m: Metric, k: keyof Sample) => median(perRound(name, m, k));
   const names = [...res.keys()];
-  const bare = "bare aedes";
-  const edge = "portcullis edge";
   console.log(
     `\n(a)+(c) 1 publisher → ${SUBSCRIBERS} subscribers, ${PAYLOAD_BYTES}-byte payloads, window ${WINDOW}; ` +
       `QoS 0: ${fmtInt(MESSAGES[0])} msgs, QoS 1: ${fmtInt(MESSAGES[1])} msgs; ${CONNECTS} CONNECTs, ` +
-      `${CONNECT_CONCURRENCY} at a time; median of ${ROUNDS} interleaved rounds`,
+      `${CONNECT_CONCURRENCY} at a time; ${ROUNDS} rounds, each workload on every broker back to back; ` +
+      "values are medians over the rounds, × bare the median of the rounds' own ratios",
   );
   console.log("wall clock (what a client sees; noisy on a shared machine):");
   console.log(
@@ -604,11 +620,11 @@ async function throughputAndConnects(load: LoadGenerator): Promise<void> {
       names.map((n) => [
         n,
         fmtInt(med(n, "q0", "rate")),
-        fmtRatio(med(n, "q0", "rate") / med(bare, "q0", "rate")),
+        fmtRatio(ratio(n, "q0", "rate")),
         fmtInt(med(n, "q1", "rate")),
-        fmtRatio(med(n, "q1", "rate") / med(bare, "q1", "rate")),
+        fmtRatio(ratio(n, "q1", "rate")),
         fmtInt(med(n, "conn", "rate")),
-        fmtRatio(med(n, "conn", "rate") / med(bare, "conn", "rate")),
+        fmtRatio(ratio(n, "conn", "rate")),
       ]),
     ),
   );
@@ -619,20 +635,28 @@ async function throughputAndConnects(load: LoadGenerator): Promise<void> {
       names.map((n) => [
         n,
         med(n, "q0", "cpuUs").toFixed(2),
-        fmtRatio(med(bare, "q0", "cpuUs") / med(n, "q0", "cpuUs")),
+        fmtRatio(ratio(n, "q0", "cpuUs")),
         med(n, "q1", "cpuUs").toFixed(2),
-        fmtRatio(med(bare, "q1", "cpuUs") / med(n, "q1", "cpuUs")),
+        fmtRatio(ratio(n, "q1", "cpuUs")),
         med(n, "conn", "cpuUs").toFixed(0),
-        fmtRatio(med(bare, "conn", "cpuUs") / med(n, "conn", "cpuUs")),
+        fmtRatio(ratio(n, "conn", "cpuUs")),
       ]),
     ),
   );
+  const spread = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(" ");
+  console.log("edge × bare in each round (the spread is the machine's noise):");
+  for (const m of metrics) {
+    console.log(
+      `      ${m === "conn" ? "CONNECT" : m === "q0" ? "QoS 0" : "QoS 1"}: wall ${spread(perRound(edge, m, "rate"))}; ` +
+        `CPU ${spread(perRound(edge, m, "cpuUs"))}`,
+    );
+  }
   for (const [m, label] of [
     ["q0", "QoS 0"],
     ["q1", "QoS 1"],
   ] as const) {
-    const wall = med(edge, m, "rate") / med(bare, m, "rate");
-    const cpu = med(bare, m, "cpuUs") / med(edge, m, "cpuUs");
+    const wall = ratio(edge, m, "rate");
+    const cpu = ratio(edge, m, "cpuUs");
     console.log(
       target(
         `${label} throughput ≥ 0.9× bare aedes`,
