@@ -313,6 +313,34 @@ describe("PolicySet cache: many contexts, actions and keys", () => {
     expect(set.cachedDecisions).toBe(1);
   });
 
+  it("caches any resource string, including ones that look like property names or indexes", () => {
+    const any = compile([{ Effect: "Allow", Action: "mq:PUB", Resource: "*" }]);
+    const set = new PolicySet(user, [any]);
+    const odd = [
+      "__proto__",
+      "constructor",
+      "toString",
+      "hasOwnProperty",
+      "0",
+      "4294967295",
+      "-1",
+      "",
+      "1e3",
+    ];
+    for (const resource of [...odd, res, ...odd]) {
+      const d = set.decide("mq:PUB", resource);
+      expect(d).toEqual(set.evaluate({ action: "mq:PUB", resource }));
+      expect(set.decide("mq:PUB", resource)).toBe(d);
+    }
+    expect(set.decide("mq:PUB", res).decision).toBe("Allow");
+    expect(set.decide("mq:PUB", "__proto__")).toMatchObject({
+      decision: "ImplicitDeny",
+      resource: "__proto__",
+    });
+    expect(set.cachedDecisions).toBe(odd.length + 1);
+    expect(({} as Record<string, unknown>).decision).toBeUndefined();
+  });
+
   it("stays within its size bound while lists split", () => {
     const set = new PolicySet(user, [ipAndQos], { cacheSize: 5 });
     for (let i = 0; i < 50; i++) {
