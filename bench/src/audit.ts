@@ -603,16 +603,21 @@ async function mqttRun(
     credentials: new CredentialResolver(feed.projection, box),
     port: 0,
     logger: pino({ level: "silent" }),
-    // As serve would configure it: the edge hands over allows only when the log keeps some.
+    // As serve configures it: the edge draws allows (DecisionLog.edgeOptions) and hands over
+    // only the ones drawn. The draw (one Math.random) is not timed: a timer around it would
+    // cost more than it; it shows in the end-to-end columns.
     ...(log
-      ? {
-          onDecision: (r: DecisionRecord) => {
-            const t = hr();
-            log.sink(r);
-            inLogMs += hr() - t;
-          },
-          logAllows: log.allows !== "none",
-        }
+      ? (() => {
+          const { onDecision, logAllows } = log.edgeOptions();
+          return {
+            onDecision: (r: DecisionRecord) => {
+              const t = hr();
+              onDecision(r);
+              inLogMs += hr() - t;
+            },
+            logAllows,
+          };
+        })()
       : {}),
   });
   const url = `mqtt://127.0.0.1:${edge.port}`;

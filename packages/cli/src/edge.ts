@@ -78,7 +78,7 @@ interface EdgeBase {
   feed: LiveProjection;
   credentials: CredentialResolver;
   onDecision: DecisionSink;
-  logAllows: boolean;
+  logAllows: false | (() => boolean);
   closers: Array<() => Promise<void> | void>;
 }
 
@@ -162,9 +162,11 @@ async function startBase(
     });
     decisionLog.registerMetrics(registry);
     closers.push(() => decisionLog.close());
+    // The edge draws allows before it builds a record and hands over only the ones drawn.
+    const edgeLog = decisionLog.edgeOptions();
     const onDecision: DecisionSink = (r) => {
       if (r.decision !== "Allow") logger.info({ decisionRecord: r }, "denied");
-      decisionLog.sink(r);
+      edgeLog.onDecision(r);
     };
     return {
       logger,
@@ -173,7 +175,7 @@ async function startBase(
       feed,
       credentials,
       onDecision,
-      logAllows: decisionLog.allows !== "none",
+      logAllows: edgeLog.logAllows,
       closers,
     };
   } catch (e) {

@@ -205,8 +205,8 @@ export interface EdgeContext {
   logger: Logger;
   registry: Registry;
   onDecision: DecisionSink;
-  /** Also send allows to `onDecision` (when the decision log keeps them). */
-  logAllows: boolean;
+  /** Which allows to send to `onDecision` (the decision log's draw, see DecisionLog.edgeOptions). */
+  logAllows: false | (() => boolean);
 }
 
 interface StartedEdges {
@@ -426,6 +426,13 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
       if (r.decision !== "Allow") logger.info({ decisionRecord: r }, "denied");
       decisionLog.sink(r);
     };
+    // The edges draw allows before they build a record (sampling costs them nothing
+    // for the allows not kept) and hand over only the ones drawn.
+    const edgeLog = decisionLog.edgeOptions();
+    const onEdgeDecision: DecisionSink = (r) => {
+      if (r.decision !== "Allow") logger.info({ decisionRecord: r }, "denied");
+      edgeLog.onDecision(r);
+    };
 
     const admin = await onFreePort("admin API", host, o.adminPort, DEFAULT_PORTS.admin, (port) =>
       startAdminApi({
@@ -466,8 +473,8 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
         region,
         logger,
         registry,
-        onDecision,
-        logAllows: decisionLog.allows !== "none",
+        onDecision: onEdgeDecision,
+        logAllows: edgeLog.logAllows,
       },
       {
         ...(o.mqttPort !== undefined ? { mqttPort: o.mqttPort } : {}),

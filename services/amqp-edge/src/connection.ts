@@ -87,7 +87,7 @@ export interface EdgeCore {
   readonly metrics: EdgeMetrics;
   readonly logger: Logger;
   readonly onDecision: DecisionSink | undefined;
-  readonly logAllows: boolean;
+  readonly logAllows: boolean | (() => boolean);
   /** True while the feed is fail-closed: every decision is a denial. */
   failClosed(): boolean;
   /** Index the connection by principal and AccessKey once authenticated. */
@@ -1048,7 +1048,8 @@ export class EdgeConnection {
     }
     // A fail-closed refusal is the edge's rule, not a policy decision: the audit
     // could not re-decide it from the log, so it is logged above but not recorded.
-    if (core.onDecision && !failClosed && (d.decision !== "Allow" || core.logAllows)) {
+    const a = core.logAllows;
+    if (core.onDecision && !failClosed && (d.decision !== "Allow" || a === true || (a !== false && a()))) {
       try {
         core.onDecision({
           time: new Date().toISOString(),

@@ -45,10 +45,14 @@ export interface AmqpEdgeOptions {
   logger?: Logger;
   /** Registry for the `portcullis_amqp_*` metrics (default: a registry of its own). */
   registry?: Registry;
-  /** Receives every denial (and every allow when `logAllows`). */
+  /** Receives every denial (and allows per `logAllows`). */
   onDecision?: DecisionSink;
-  /** Also send allows to `onDecision` (default false). */
-  logAllows?: boolean;
+  /**
+   * Also send allows to `onDecision` (default false): `true` every one; a
+   * function is asked once per allow whether to send it (a decision log's
+   * sampling draw, see DecisionLog.edgeOptions).
+   */
+  logAllows?: boolean | (() => boolean);
   /** Serve TLS with these options instead of plain TCP (`acs:SecureTransport` is then true). */
   tls?: tls.TlsOptions;
   /** Heartbeat proposed to clients, seconds (default 60, as RabbitMQ; 0 disables). */

@@ -74,6 +74,36 @@ describe("DecisionLog", () => {
     expect(log.stats()).toMatchObject({ accepted: 2, skipped: 2, dropped: 0, written: 2 });
   });
 
+  it("gives edges a draw per allow, and takes the drawn allows without drawing again", async () => {
+    expect(new DecisionLog({ writer: new MemoryDecisionStore() }).edgeOptions().logAllows).toBe(false);
+    let calls = 0;
+    const draws = [0.1, 0.9, 0.3, 0.7];
+    const store = new MemoryDecisionStore();
+    const log = new DecisionLog({
+      writer: store,
+      allows: { sampled: 0.5 },
+      random: () => {
+        calls++;
+        return draws.shift()!;
+      },
+    });
+    const { onDecision, logAllows } = log.edgeOptions();
+    if (logAllows === false) throw new Error("a sampled log must give a draw");
+    // As an edge does: draw, and build and hand over only the allows drawn.
+    for (let i = 1; i <= 4; i++) if (logAllows()) onDecision(rec(i, "Allow"));
+    onDecision(rec(5, "ExplicitDeny"));
+    await log.flush();
+    expect(store.records.map((r) => r.position)).toEqual([1, 3, 5]);
+    expect(calls).toBe(4);
+    expect(log.stats()).toMatchObject({ accepted: 3, skipped: 2, written: 3 });
+    // The draw follows the setting in force.
+    log.setAllows("all");
+    expect([logAllows(), logAllows()]).toEqual([true, true]);
+    log.setAllows("none");
+    expect(logAllows()).toBe(false);
+    expect(calls).toBe(4);
+  });
+
   it("when the buffer is full it drops and counts, and never blocks or throws", async () => {
     const writer = new GatedWriter();
     const log = new DecisionLog({ writer, capacity: 10, batchSize: 4, flushIntervalMs: 1 });

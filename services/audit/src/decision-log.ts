@@ -165,13 +165,44 @@ export class DecisionLog {
    */
   record(r: DecisionRecord): void {
     try {
-      if (r.decision === "Allow") {
-        const a = this.#allows;
-        if (a === "none" || (a !== "all" && this.#random() >= a.sampled)) {
-          this.#stats.skipped++;
-          return;
-        }
-      }
+      if (r.decision === "Allow" && !this.drawAllow()) return;
+      this.recordDrawn(r);
+    } catch {
+      // INVARIANT: the message path never sees an exception from the log.
+      this.#stats.dropped++;
+    }
+  }
+
+  /**
+   * The allow setting's draw for one allow: true when it is to be logged (every
+   * one with `all`, none with `none`, at random at the sampling rate); a lost
+   * draw counts as skipped. A hot path (the edges) draws before it builds a
+   * record, so the allows it does not log cost nothing, and hands the winners to
+   * {@link recordDrawn} (which does not draw again). See {@link edgeOptions}.
+   */
+  drawAllow(): boolean {
+    const a = this.#allows;
+    if (a === "all" || (a !== "none" && this.#random() < a.sampled)) return true;
+    this.#stats.skipped++;
+    return false;
+  }
+
+  /**
+   * What an edge is given (its `onDecision` and `logAllows` options): with
+   * `none` no allow is handed over; otherwise the edge calls {@link drawAllow}
+   * once per allow and hands over only the ones drawn, which `onDecision` takes
+   * without drawing again (so {@link setAllows} between `all` and a rate applies).
+   */
+  edgeOptions(): { onDecision: DecisionSink; logAllows: false | (() => boolean) } {
+    return {
+      onDecision: (r) => this.recordDrawn(r),
+      logAllows: this.#allows === "none" ? false : () => this.drawAllow(),
+    };
+  }
+
+  /** Take one record whose allow (if it is one) was already drawn: only the buffer bound applies. */
+  recordDrawn(r: DecisionRecord): void {
+    try {
       if (this.#closed || this.buffered >= this.#capacity) {
         this.#stats.dropped++;
         return;

@@ -118,10 +118,15 @@ export interface MqttEdgeOptions {
   logger?: Logger;
   /** Metrics registry (default a fresh one). */
   registry?: Registry;
-  /** Called for every denial (and every allow when `logAllows`); must not throw. */
+  /** Called for every denial (and allows per `logAllows`); must not throw. */
   onDecision?: DecisionSink;
-  /** Also send allows to `onDecision`. */
-  logAllows?: boolean;
+  /**
+   * Also send allows to `onDecision`: `true` every one; a function is asked once
+   * per allow, before anything is built, whether to send it (a decision log's
+   * sampling draw, see DecisionLog.edgeOptions) — the allow memo stays in use, so
+   * the allows not sent cost one call. Default false.
+   */
+  logAllows?: boolean | (() => boolean);
   /** Called when a revocation removed a subscription or closed a session. */
   onRevocation?: (r: RevocationRecord) => void;
 }
@@ -268,6 +273,8 @@ class EdgeCore implements MqttEdge {
   readonly #dropRefused: boolean;
   readonly #maxPacket: number;
   readonly #forwardLogMs: number;
+  /** The decision log's draw for an allow the memo answered (`logAllows` as a function). */
+  readonly #drawAllow: (() => boolean) | undefined;
   readonly #listeners: Listener[] = [];
   readonly #unsubscribe: (() => void)[] = [];
   #failClosed = false;
@@ -287,6 +294,7 @@ class EdgeCore implements MqttEdge {
     this.#dropRefused = (opts.refusedPublish ?? "drop") === "drop";
     this.#maxPacket = opts.maxPacketSize ?? 1024 * 1024;
     this.#forwardLogMs = opts.forwardLogIntervalMs ?? 10_000;
+    this.#drawAllow = typeof opts.logAllows === "function" ? opts.logAllows : undefined;
     this.#metrics = new EdgeMetrics(this.registry, {
       status: () => this.#feed.status(),
       connections: () => {
@@ -680,13 +688,18 @@ class EdgeCore implements MqttEdge {
     const topic = packet.topic;
     // Hot path: a remembered allow (see AllowMemo) for a plain, valid topic.
     const bit = 1 << ((packet.qos | 0) * 2 + (packet.retain ? 1 : 0));
+    // A remembered allow drawn for the decision log takes the full path below.
+    let drawn = false;
     if (!s.revoked && !this.#failClosed && !isWill) {
       const t = s.topics.get(topic);
       if (t !== undefined && t.plain === topic && ((s.memo.pub.get(t) ?? 0) & bit) !== 0) {
-        this.#metrics.decisions[STAGE.publish * 4]!++;
-        packet.topic = t.internal;
-        done(null);
-        return;
+        drawn = this.#drawAllow?.() === true;
+        if (!drawn) {
+          this.#metrics.decisions[STAGE.publish * 4]!++;
+          packet.topic = t.internal;
+          done(null);
+          return;
+        }
       }
     }
     const stage: Stage = isWill ? "will" : "publish";
@@ -713,7 +726,7 @@ class EdgeCore implements MqttEdge {
     const d = this.#feed.projection.authorize(s.principal, "mq:PUB", t.arn, ctx);
     this.#count(STAGE[stage], d);
     if (d.decision === "Allow") {
-      this.#allowed(s, d, ctx);
+      this.#allowed(s, d, ctx, drawn);
       if (!isWill && this.#memoUsable(s)) AllowMemo.remember(s.memo.pub, t, bit);
       // Route (and retain, and queue) it in the account's own namespace.
       packet.topic = t.internal;
@@ -742,7 +755,8 @@ class EdgeCore implements MqttEdge {
   /** May the allow memo be used for this session now? (Computed once after each clear.) */
   #memoUsable(s: Session): boolean {
     if (s.memo.usable === undefined) {
-      s.memo.usable = !this.#opts.logAllows && !referencesCurrentTime(this.#feed.projection, s.principal);
+      s.memo.usable =
+        this.#opts.logAllows !== true && !referencesCurrentTime(this.#feed.projection, s.principal);
     }
     return s.memo.usable;
   }
@@ -850,7 +864,10 @@ class EdgeCore implements MqttEdge {
     }
     const index = (packet.qos | 0) * 2 + (packet.retain ? 1 : 0);
     const bit = 1 << index;
-    if (((s.memo.sub.get(t) ?? 0) & bit) === 0) {
+    // A remembered allow is answered here unless it is drawn for the decision log.
+    const remembered = ((s.memo.sub.get(t) ?? 0) & bit) !== 0;
+    const drawn = remembered && this.#drawAllow?.() === true;
+    if (!remembered || drawn) {
       if (this.#requireTopics && !this.#parentExists(s, t.parent)) {
         this.#metrics.decision(STAGE.deliver, RESULT.Refused);
         return null;
@@ -862,7 +879,7 @@ class EdgeCore implements MqttEdge {
         this.#forwardDenied(s, t.plain, d, ctx);
         return null;
       }
-      if (this.#opts.logAllows) this.#allowed(s, d, ctx);
+      this.#allowed(s, d, ctx, drawn);
       if (this.#memoUsable(s)) AllowMemo.remember(s.memo.sub, t, bit);
     }
     this.#metrics.decisions[STAGE.deliver * 4]!++;
@@ -1083,8 +1100,10 @@ class EdgeCore implements MqttEdge {
     }
   }
 
-  #allowed(s: Session, d: Decision, context: RequestContext): void {
-    if (this.#opts.logAllows) this.#sink(s, d, context);
+  /** An allow: to the decision log per `logAllows` (`drawn`: the memo path already drew it). */
+  #allowed(s: Session, d: Decision, context: RequestContext, drawn = false): void {
+    const a = this.#opts.logAllows;
+    if (a === true || drawn || (a !== undefined && a !== false && a())) this.#sink(s, d, context);
   }
 
   /** A policy denial: decision record and one log line. */

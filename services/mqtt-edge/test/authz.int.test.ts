@@ -351,6 +351,35 @@ describe("every delivery is authorized", () => {
   });
 });
 
+describe("allows sampled for the decision log (logAllows as a draw)", () => {
+  test("each allow is drawn once, only the drawn ones are recorded, and the memo answers the rest", async () => {
+    const sampled: DecisionRecord[] = [];
+    let draws = 0;
+    // Every third allow is drawn (a decision log's sampling draw, made deterministic).
+    const e = await w.edge({ onDecision: (r) => sampled.push(r), logAllows: () => ++draws % 3 === 0 });
+    const at = `mqtt://127.0.0.1:${e.port}`;
+    const sub = await w.connect(at, root, unique("GID_shared@@@sampled-sub"));
+    const inbox = new Inbox(sub);
+    expect(await subscribe(sub, ["a/sampled"], 0)).toEqual([0]);
+    const pub = await w.connect(at, root, unique("GID_shared@@@sampled-pub"));
+    for (let i = 0; i < 30; i++) pub.publish("a/sampled", `m${i}`, { qos: 0 });
+    await inbox.waitFor("m29");
+    expect(inbox.payloads()).toHaveLength(30);
+    // 2 CONNECTs + 1 SUBSCRIBE + 30 PUBLISHes + 30 deliveries, each drawn exactly once.
+    expect(draws).toBe(63);
+    const allows = sampled.filter((r) => r.decision === "Allow");
+    expect(allows).toHaveLength(21);
+    const pubs = allows.filter((r) => r.action === "mq:PUB");
+    const dels = allows.filter((r) => r.action === "mq:SUB" && r.resource.endsWith("/a/sampled"));
+    // Draws 1–3 are the CONNECTs and the SUBSCRIBE (the third drawn), 4–63 the messages.
+    expect(pubs.length + dels.length).toBe(20);
+    for (const r of [...pubs, ...dels]) {
+      expect(r).toMatchObject({ edgeId: e.edgeId, decision: "Allow", position: w.feed.position });
+      expect(r.resource).toBe(`acs:mq:local:${ACCT}:topic/mqtt-local/a/sampled`);
+    }
+  });
+});
+
 describe("wills", () => {
   test("an allowed will is published on an abrupt close; a refused one is not", async () => {
     const k = await principal("will", allow("mq:PUB", T("will/ok")));
