@@ -166,12 +166,15 @@ interface Consumer {
   noAck: boolean;
   /** Cancelled by the edge after a revocation: deliveries for it are requeued upstream. */
   revoked: boolean;
+  /** A no-ack consumer consumed upstream with acks the edge sends itself (see B_CONSUME). */
+  edgeAcks: boolean;
 }
 
 /** A basic.consume awaiting its consume-ok. */
 interface PendingConsume {
   queue: string;
   noAck: boolean;
+  edgeAcks: boolean;
   /** The connection's revocation epoch when it was checked. */
   epoch: number;
 }
@@ -222,7 +225,17 @@ interface Channel {
   tx: boolean;
   /** Acks settled in the open transaction (restored on rollback). */
   txSettled: [number, string][];
+  /** Frames of the edge's own (basic.cancel, basic.reject, basic.ack) waiting for the end of a content the client is sending upstream on this channel. */
+  afterContent: Buffer[] | undefined;
 }
+
+const consumerOf = (tag: string, p: PendingConsume): Consumer => ({
+  tag,
+  queue: p.queue,
+  noAck: p.noAck,
+  revoked: false,
+  edgeAcks: p.edgeAcks,
+});
 
 const newChannel = (id: number): Channel => ({
   id,
@@ -245,6 +258,7 @@ const newChannel = (id: number): Channel => ({
   declareOks: [],
   tx: false,
   txSettled: [],
+  afterContent: undefined,
 });
 
 /** Held octets per channel beyond which the client socket is paused until release. */
@@ -1188,6 +1202,25 @@ export class EdgeConnection {
     const toUp = this.#toUp!;
     if (whole) toUp.forward(whole.buf, whole.start, whole.end);
     else for (const p of pieces!) toUp.write(p);
+    if (chan.expect === EXPECT_NONE && chan.afterContent !== undefined) {
+      for (const f of chan.afterContent) toUp.write(f);
+      chan.afterContent = undefined;
+    }
+  }
+
+  /**
+   * Send a frame of the edge's own upstream on a channel (basic.cancel,
+   * basic.reject, basic.ack). The client's content frames are forwarded as they
+   * arrive, so while a content body is under way on the channel any other frame
+   * on it would end that content (RabbitMQ closes the whole connection with 505
+   * UNEXPECTED_FRAME): then the frame waits for the body's last frame. (Held
+   * frames have not been forwarded, and a hold starts at a method frame, so a
+   * channel that holds is at a frame boundary upstream.)
+   */
+  #upInject(chan: Channel, frame: Buffer): void {
+    if (chan.held !== undefined || chan.expect < 0) this.#toUp!.write(frame);
+    else if (chan.afterContent === undefined) chan.afterContent = [frame];
+    else chan.afterContent.push(frame);
   }
 
   #contentHeader(chan: Channel | undefined, ch: number, buf: Buffer, start: number, end: number): void {
@@ -1599,12 +1632,22 @@ export class EdgeConnection {
         const q = this.#queueName(chan, a.queue as string, buf, start, end, cls, mid);
         if (q === undefined) return;
         if (!this.#allowed(chan, cls, mid, { op: "basic.consume", queue: q })) return;
-        const p: PendingConsume = { queue: q, noAck: a.noAck as boolean, epoch: this.#epoch };
+        // A no-ack consumer is consumed upstream with acks, which the edge sends itself as it
+        // forwards each delivery: a delivery that reaches the edge after a revocation then goes
+        // back to its queue (basic.reject requeue) instead of being lost with no-ack. The client
+        // sees no-ack semantics (acking such a delivery is 406, as with RabbitMQ), except that
+        // the channel's basic.qos prefetch now applies to this consumer too. Not on a
+        // transactional channel, where acks would wait for tx.commit; there a revoked no-ack
+        // consumer's late deliveries are dropped (and counted), as RabbitMQ's own no-ack does.
+        const noAck = a.noAck as boolean;
+        const edgeAcks = noAck && !chan.tx;
+        const p: PendingConsume = { queue: q, noAck, edgeAcks, epoch: this.#epoch };
         const tag = a.consumerTag as string;
         if (!(a.noWait as boolean)) chan.pendingConsumes.push(p);
-        else if (tag !== "") chan.consumers.set(tag, { tag, queue: q, noAck: p.noAck, revoked: false });
+        else if (tag !== "") chan.consumers.set(tag, consumerOf(tag, p));
         else chan.anonymousConsumes.push(p);
-        this.#toUp!.forward(buf, start, end);
+        if (edgeAcks) this.#toUp!.write(encodeMethodFrame(chan.id, "basic.consume", { ...a, noAck: false }));
+        else this.#toUp!.forward(buf, start, end);
         return;
       }
       case K.B_CANCEL: {
@@ -1717,6 +1760,8 @@ export class EdgeConnection {
     chan.client = "closing-edge";
     chan.expect = EXPECT_NONE;
     chan.pendingPublish = undefined;
+    // The channel goes: RabbitMQ requeues its unacked deliveries itself.
+    chan.afterContent = undefined;
     if (!chan.upClosing) {
       chan.upClosing = true;
       this.#toUp!.write(
@@ -1894,7 +1939,7 @@ export class EdgeConnection {
         const tag = a.consumerTag as string;
         this.#toClient.forward(buf, start, end);
         if (p) {
-          const c: Consumer = { tag, queue: p.queue, noAck: p.noAck, revoked: false };
+          const c = consumerOf(tag, p);
           chan.consumers.set(tag, c);
           // Checked before a revocation that came while the consume was in flight: check again.
           if (p.epoch !== this.#epoch) this.#recheckConsumer(chan, c);
@@ -1956,24 +2001,26 @@ export class EdgeConnection {
     let c = chan.consumers.get(tag);
     if (!c && chan.anonymousConsumes.length > 0) {
       const p = chan.anonymousConsumes.shift()!;
-      c = { tag, queue: p.queue, noAck: p.noAck, revoked: false };
+      c = consumerOf(tag, p);
       chan.consumers.set(tag, c);
       if (p.epoch !== this.#epoch) this.#recheckConsumer(chan, c);
     }
     if (!c || c.revoked) {
       chan.upForward = false;
-      if (c?.noAck) {
+      if (c?.noAck && !c.edgeAcks) {
         this.#core.metrics.droppedNoAck.inc();
       } else if (chan.client === "open") {
         // Revoked consumer: the message goes back to its queue, never lost.
-        this.#toUp!.write(encodeMethodFrame(chan.id, "basic.reject", { deliveryTag, requeue: true }));
+        this.#upInject(chan, encodeMethodFrame(chan.id, "basic.reject", { deliveryTag, requeue: true }));
         this.#core.metrics.requeued.inc();
       }
       // Otherwise the channel is closing: RabbitMQ requeues its unacked deliveries itself, and
       // a frame on a channel it has closed would cost the whole connection (504).
       return;
     }
-    if (!c.noAck) chan.deliveries.set(deliveryTag, c.queue);
+    if (c.edgeAcks)
+      this.#upInject(chan, encodeMethodFrame(chan.id, "basic.ack", { deliveryTag, multiple: false }));
+    else if (!c.noAck) chan.deliveries.set(deliveryTag, c.queue);
     chan.upForward = true;
     this.#toClient.forward(buf, start, end);
   }
@@ -2066,7 +2113,7 @@ export class EdgeConnection {
       c.revoked = true;
       this.#core.metrics.revocations.labels("consumer_cancel").inc();
       this.#toClient.write(encodeMethodFrame(chan.id, "basic.cancel", { consumerTag: c.tag, noWait: true }));
-      this.#toUp!.write(encodeMethodFrame(chan.id, "basic.cancel", { consumerTag: c.tag, noWait: false }));
+      this.#upInject(chan, encodeMethodFrame(chan.id, "basic.cancel", { consumerTag: c.tag, noWait: false }));
       chan.pendingCancels.push("edge");
       this.#core.logger.info(
         { conn: this.id, channel: chan.id, consumerTag: c.tag, queue: c.queue },

@@ -59,7 +59,7 @@ export class EdgeMetrics {
     });
     this.droppedNoAck = new Counter({
       name: "portcullis_amqp_revoked_noack_deliveries_total",
-      help: "No-ack deliveries for revoked consumers, withheld from the client (already settled upstream).",
+      help: "No-ack deliveries for revoked consumers on transactional channels, withheld from the client (already settled upstream).",
       registers,
     });
     this.protocolErrors = new Counter({

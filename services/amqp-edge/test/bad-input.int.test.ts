@@ -9,11 +9,11 @@
  */
 import type * as amqplib from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FRAME_END, PROTOCOL_HEADER } from "../src/codec/constants.ts";
+import { PROTOCOL_HEADER } from "../src/codec/constants.ts";
 import { encodeMethodFrame } from "../src/codec/methods.ts";
 import { METHOD_SPECS } from "../src/codec/spec.ts";
 import { type AmqpEdge, amqpPassword, amqpUsername } from "../src/mod.ts";
-import { RawClient } from "./raw-client.ts";
+import { rawFrame as frame, contentHeaderFrame as header, RawClient } from "./raw-client.ts";
 import { connect, createVhost, edgeFor, until, World } from "./world.ts";
 
 let world: World;
@@ -50,23 +50,6 @@ async function expectClose(c: RawClient, bytes: Buffer | Buffer[], code: number,
   await c.ended;
   return close!;
 }
-
-const frame = (type: number, channel: number, payload: Buffer, end = FRAME_END) => {
-  const f = Buffer.alloc(payload.length + 8);
-  f[0] = type;
-  f.writeUInt16BE(channel, 1);
-  f.writeUInt32BE(payload.length, 3);
-  payload.copy(f, 7);
-  f[f.length - 1] = end;
-  return f;
-};
-const header = (channel: number, bodySize: number) => {
-  const p = Buffer.alloc(14);
-  p.writeUInt16BE(60, 0);
-  p.writeUInt32BE(0, 4);
-  p.writeUInt32BE(bodySize, 8);
-  return frame(2, channel, p);
-};
 
 async function bystanderWorks(): Promise<void> {
   const { queue } = await bystanderCh.assertQueue("", { exclusive: true });

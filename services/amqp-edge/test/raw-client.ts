@@ -5,10 +5,30 @@
  * the relay tests against RabbitMQ check.
  */
 import net from "node:net";
-import { PROTOCOL_HEADER } from "../src/codec/constants.ts";
+import { FRAME_END, PROTOCOL_HEADER } from "../src/codec/constants.ts";
 import type { FieldTable } from "../src/codec/fields.ts";
 import { FrameReader } from "../src/codec/frames.ts";
 import { decodeMethod, encodeMethodFrame, type MethodArgs } from "../src/codec/methods.ts";
+
+/** A frame of `type` on `channel` around `payload` (`end`: the frame-end octet, to send a wrong one). */
+export function rawFrame(type: number, channel: number, payload: Buffer, end = FRAME_END): Buffer {
+  const f = Buffer.alloc(payload.length + 8);
+  f[0] = type;
+  f.writeUInt16BE(channel, 1);
+  f.writeUInt32BE(payload.length, 3);
+  payload.copy(f, 7);
+  f[f.length - 1] = end;
+  return f;
+}
+
+/** A class-60 content header frame declaring `bodySize` octets, no properties. */
+export function contentHeaderFrame(channel: number, bodySize: number): Buffer {
+  const p = Buffer.alloc(14);
+  p.writeUInt16BE(60, 0);
+  p.writeUInt32BE(0, 4);
+  p.writeUInt32BE(bodySize, 8);
+  return rawFrame(2, channel, p);
+}
 
 /** A frame received by the raw client. */
 export interface RawFrame {

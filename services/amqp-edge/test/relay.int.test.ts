@@ -56,6 +56,45 @@ describe("relay (root principal)", () => {
     await d.close();
   });
 
+  it("a no-ack consumer gets no-ack semantics: its deliveries are settled upstream, acking one is 406", async () => {
+    const conn = await connect(world, edge, rootKey, vhost.name);
+    const ch = await conn.createChannel();
+    await ch.assertQueue("relay-noack", { durable: false });
+    for (let i = 0; i < 20; i++) ch.sendToQueue("relay-noack", Buffer.from(`n${i}`));
+    const got: string[] = [];
+    const { consumerTag } = await ch.consume("relay-noack", (m) => m && got.push(m.content.toString()), {
+      noAck: true,
+    });
+    await until(() => got.length === 20, 5_000, "20 deliveries");
+    expect(got).toEqual([...Array(20)].map((_, i) => `n${i}`));
+    await ch.cancel(consumerTag);
+    // The edge consumed with acks upstream and acked each delivery itself: closing the channel
+    // requeues nothing (with unsettled deliveries RabbitMQ would requeue all 20).
+    await ch.close();
+    const d = await direct(vhost.name);
+    const dch = await d.createChannel();
+    expect((await dch.checkQueue("relay-noack")).messageCount).toBe(0);
+    // Acking a no-ack delivery is a client error, as against RabbitMQ directly.
+    const c2 = await conn.createChannel();
+    c2.sendToQueue("relay-noack", Buffer.from("once more"));
+    const closed = new Promise<Error>((r) => c2.once("error", r));
+    let tag = -1;
+    await c2.consume(
+      "relay-noack",
+      (m) => {
+        if (!m) return;
+        tag = m.fields.deliveryTag;
+        c2.ack(m);
+      },
+      { noAck: true },
+    );
+    expect(String((await closed).message)).toMatch(/406|PRECONDITION_FAILED|unknown delivery tag/i);
+    expect(tag).toBeGreaterThan(0);
+    expect((await dch.checkQueue("relay-noack")).messageCount).toBe(0);
+    await d.close();
+    await conn.close().catch(() => {});
+  });
+
   it("relays publisher confirms, server-named queues and get/ack", async () => {
     const conn = await connect(world, edge, rootKey, vhost.name);
     const ch = await conn.createConfirmChannel();

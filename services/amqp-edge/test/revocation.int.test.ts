@@ -9,7 +9,7 @@ import { LiveProjection } from "@portcullis/feed";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROTOCOL_HEADER } from "../src/codec/constants.ts";
 import { type AmqpEdge, amqpPassword, amqpUsername } from "../src/mod.ts";
-import { RawClient } from "./raw-client.ts";
+import { contentHeaderFrame, RawClient, rawFrame } from "./raw-client.ts";
 import { connect, createVhost, direct, edgeFor, until, World } from "./world.ts";
 
 let world: World;
@@ -159,6 +159,109 @@ describe("revocation corner cases", () => {
       ids.add(String(m.properties.messageId));
     }
     expect(ids.size).toBe(total - delivered.length);
+    raw.destroy();
+    await d.close();
+  });
+
+  it("a no-ack consumer's deliveries reaching the edge after the cancel go back to the queue too", async () => {
+    const q = "rc-inflight-noack";
+    const total = 300;
+    const d = await direct(V);
+    const pch = await d.createConfirmChannel();
+    await pch.assertQueue(q, { durable: false });
+    for (let i = 0; i < total; i++)
+      pch.sendToQueue(q, Buffer.alloc(64 * 1024, i % 256), { messageId: String(i) });
+    await pch.waitForConfirms();
+    const c = await consumer(q);
+    const before = await requeuedSoFar();
+    const raw = await RawClient.login(edge.port, {
+      username: amqpUsername("amqp-local", c.key),
+      password: amqpPassword(world.secrets.get(c.key)!),
+      vhost: V,
+    });
+    raw.method(1, "channel.open");
+    raw.method(1, "basic.consume", { queue: q, consumerTag: "noack", noAck: true });
+    await raw.next((f) => f.method === "basic.deliver");
+    raw.socket.pause(); // RabbitMQ's next deliveries wait on the wire, behind the cancel (see above)
+    await new Promise((r) => setTimeout(r, 300));
+    await world.detach(c.name, `${c.name}-consume`);
+    raw.socket.resume();
+    const cancel = await raw.next((f) => f.method === "basic.cancel", 10_000);
+    expect(cancel?.args?.consumerTag).toBe("noack");
+    const at = raw.frames.indexOf(cancel!);
+    const delivered = raw.frames.slice(0, at).filter((f) => f.method === "basic.deliver");
+    expect(raw.frames.slice(at).some((f) => f.method === "basic.deliver")).toBe(false);
+    // The client acks nothing (no-ack): the edge acked each delivery it forwarded.
+    await until(async () => (await queueState(q)).consumerCount === 0, 5_000, "upstream cancel");
+    await until(
+      async () => (await queueState(q)).messageCount === total - delivered.length,
+      10_000,
+      "every message the client did not get back in the queue",
+    );
+    expect((await requeuedSoFar()) - before).toBeGreaterThan(0);
+    const left = new Set<string>();
+    const gch = await d.createChannel();
+    for (;;) {
+      const m = await gch.get(q, { noAck: true });
+      if (!m) break;
+      left.add(String(m.properties.messageId));
+    }
+    // none lost, none twice: what is left is exactly what the client never got
+    expect(left.size).toBe(total - delivered.length);
+    expect(raw.frames.some((f) => f.method === "connection.close" || f.method === "channel.close")).toBe(
+      false,
+    );
+    raw.destroy();
+    await d.close();
+  });
+
+  it("a revocation while the client is sending a content body on the channel: the cancel goes upstream after the body", async () => {
+    const q = "rc-mid-content";
+    const target = "rc-mid-content-target";
+    const d = await direct(V);
+    const dch = await d.createChannel();
+    await dch.assertQueue(q, { durable: false });
+    await dch.assertQueue(target, { durable: false });
+    const c = await consumer(q);
+    await world.grant(c.name, `${c.name}-publish`, {
+      Version: "1",
+      Statement: [
+        { Effect: "Allow", Action: ["amqp:BasicPublish"], Resource: [res("/exchanges/amq.default/*")] },
+      ],
+    });
+    const raw = await RawClient.login(edge.port, {
+      username: amqpUsername("amqp-local", c.key),
+      password: amqpPassword(world.secrets.get(c.key)!),
+      vhost: V,
+    });
+    raw.method(1, "channel.open");
+    raw.method(1, "basic.consume", { queue: q, consumerTag: "mid" });
+    expect(await raw.next((f) => f.method === "basic.consume-ok", 5_000)).toBeDefined();
+    // basic.publish and its content header now, the body later: the content is under way.
+    raw.method(1, "basic.publish", { exchange: "", routingKey: target });
+    raw.write(contentHeaderFrame(1, 10));
+    await new Promise((r) => setTimeout(r, 200));
+    await world.detach(c.name, `${c.name}-consume`);
+    expect(await raw.next((f) => f.method === "basic.cancel", 5_000)).toBeDefined();
+    // Were the edge's basic.cancel sent upstream now, RabbitMQ would end the content with
+    // 505 UNEXPECTED_FRAME and close the whole connection.
+    await new Promise((r) => setTimeout(r, 200));
+    raw.write(rawFrame(3, 1, Buffer.from("0123456789")));
+    await until(async () => (await queueState(target)).messageCount === 1, 5_000, "the message published");
+    await until(
+      async () => (await queueState(q)).consumerCount === 0,
+      5_000,
+      "the upstream consumer cancelled",
+    );
+    const from = raw.frames.length;
+    raw.method(1, "basic.publish", { exchange: "", routingKey: target });
+    raw.write(contentHeaderFrame(1, 2));
+    raw.write(rawFrame(3, 1, Buffer.from("ok")));
+    await until(async () => (await queueState(target)).messageCount === 2, 5_000, "the channel still works");
+    expect(raw.frames.slice(from).length).toBe(0);
+    expect(raw.frames.some((f) => f.method === "connection.close" || f.method === "channel.close")).toBe(
+      false,
+    );
     raw.destroy();
     await d.close();
   });
