@@ -40,6 +40,7 @@ import {
 import { startMqttEdge } from "@portcullis/mqtt-edge";
 import pino, { type Logger } from "pino";
 import { Registry } from "prom-client";
+import { lockDataDir } from "./data-lock.ts";
 import { seedDemo } from "./demo.ts";
 import { startFeedFromSnapshots } from "./feed-start.ts";
 import type { CliIO } from "./io.ts";
@@ -335,6 +336,7 @@ export async function startEdges(
 export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
   const dir = resolve(o.dataDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const unlock = lockDataDir(dir);
   const host = o.host ?? "127.0.0.1";
   const region = o.region ?? "local";
   const mqttInstanceId = o.mqttInstanceId ?? "mqtt-local";
@@ -350,6 +352,7 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
     for (const c of closers.reverse()) await c().catch((e) => logger.error({ err: e }, "close failed"));
     closers.length = 0;
     logger.flush?.();
+    unlock(); // last: the data dir is free once everything in it is closed
   };
   try {
     let nc: NatsConnection | undefined;
