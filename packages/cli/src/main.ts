@@ -185,7 +185,7 @@ function addEdgeCommands(program: Command, io: CliIO, setCode: (c: number) => vo
   )
     .option(
       "--upstream <url>",
-      "the RabbitMQ to relay to (service credentials)",
+      "the RabbitMQ to relay to (service credentials); a cluster: one URL per node, comma-separated",
       "amqp://guest:guest@127.0.0.1:5672",
     )
     .option("--account <id>", "the account owning this AMQP instance (other accounts are refused at login)")
@@ -262,7 +262,7 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
     )
     .option(
       "--amqp-upstream <url>",
-      "the RabbitMQ the AMQP edge relays to",
+      "the RabbitMQ the AMQP edge relays to; a cluster: one URL per node, comma-separated",
       "amqp://guest:guest@127.0.0.1:5672",
     )
     .option("--host <host>", "listen address", "127.0.0.1")

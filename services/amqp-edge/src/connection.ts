@@ -81,7 +81,14 @@ export interface EdgeCore {
   readonly channelMax: number;
   readonly frameMax: number;
   readonly serverProperties: FieldTable;
-  readonly upstream: UpstreamTarget;
+  /**
+   * The upstream nodes (a RabbitMQ cluster, or one broker) in the order a new
+   * connection tries them: each call starts one node further (round robin), and
+   * a node that cannot be reached is skipped for the next.
+   */
+  upstreamOrder(): readonly UpstreamTarget[];
+  /** How long a connection waits for an upstream node's TCP connect before trying the next (ms). */
+  readonly upstreamConnectTimeoutMs: number;
   readonly feed: LiveProjection;
   readonly credentials: CredentialResolver;
   readonly metrics: EdgeMetrics;
@@ -288,6 +295,8 @@ export class EdgeConnection {
   readonly #reader: FrameReader;
   readonly #toClient: Output;
   #up: Socket | undefined;
+  /** The upstream node this connection uses (or is connecting to). */
+  #upTarget: UpstreamTarget | undefined;
   #upPhase: UpPhase = "none";
   #upReader: FrameReader | undefined;
   #toUp: Output | undefined;
@@ -833,8 +842,9 @@ export class EdgeConnection {
 
   // --- upstream handshake
 
-  #connectUpstream(): void {
-    const t = this.#core.upstream;
+  #connectUpstream(candidates: readonly UpstreamTarget[] = this.#core.upstreamOrder()): void {
+    const t = candidates[0]!;
+    this.#upTarget = t;
     const up = net.connect({ host: t.host, port: t.port });
     this.#up = up;
     this.#upPhase = "connecting";
@@ -848,7 +858,15 @@ export class EdgeConnection {
       },
       1 << 20,
     );
+    // A node that refuses or does not answer the TCP connect: the next one, if any.
+    let connected = false;
+    const connectTimer = setTimeout(
+      () => up.destroy(new Error(`no TCP connect within ${this.#core.upstreamConnectTimeoutMs} ms`)),
+      this.#core.upstreamConnectTimeoutMs,
+    );
     up.on("connect", () => {
+      connected = true;
+      clearTimeout(connectTimer);
       this.#upPhase = "start";
       up.write(PROTOCOL_HEADER);
     });
@@ -861,7 +879,18 @@ export class EdgeConnection {
       const level = this.#upPhase === "closing" || this.#upPhase === "closed" ? "debug" : "warn";
       this.#core.logger[level]({ conn: this.id, err: err.message }, "upstream socket error");
     });
-    up.on("close", () => this.#onUpClosed());
+    up.on("close", () => {
+      clearTimeout(connectTimer);
+      if (!connected && candidates.length > 1 && this.#phase === "opening" && !this.#clientEnded) {
+        this.#core.logger.warn(
+          { conn: this.id, upstream: `${t.host}:${t.port}` },
+          "upstream node unreachable: trying the next",
+        );
+        this.#connectUpstream(candidates.slice(1));
+        return;
+      }
+      this.#onUpClosed();
+    });
   }
 
   #upstreamFailed(why: string): void {
@@ -919,7 +948,7 @@ export class EdgeConnection {
       return;
     }
     if (this.#upPhase === "start" && m.key === K.START) {
-      const t = this.#core.upstream;
+      const t = this.#upTarget!;
       const caps = { ...this.#caps };
       toUp.write(
         encodeMethodFrame(0, "connection.start-ok", {

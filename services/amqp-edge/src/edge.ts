@@ -22,8 +22,13 @@ export interface AmqpEdgeOptions {
   feed: LiveProjection;
   /** Resolves AccessKeyId → principal and secret. */
   credentials: CredentialResolver;
-  /** The upstream broker and the edge's service credentials, e.g. `amqp://guest:guest@127.0.0.1:5672`. */
-  upstream: { url: string };
+  /**
+   * The upstream broker and the edge's service credentials, e.g.
+   * `amqp://guest:guest@127.0.0.1:5672`; for a RabbitMQ cluster, one URL per node
+   * (an array, or comma-separated): each client connection goes to the next node
+   * in turn and skips a node it cannot reach.
+   */
+  upstream: { url: string | readonly string[]; connectTimeoutMs?: number };
   /** Listen address (default 127.0.0.1). */
   host?: string;
   /** Listen port (default 5673; 0 = any free port). */
@@ -198,10 +203,30 @@ export function probeUpstream(t: UpstreamTarget, timeoutMs = 10_000): Promise<Up
   });
 }
 
+/** Probe the nodes in order; the first that answers tells the edge the broker's limits. */
+async function probeFirst(nodes: readonly UpstreamTarget[]): Promise<UpstreamInfo> {
+  const errors: string[] = [];
+  for (const n of nodes) {
+    try {
+      return await probeUpstream(n);
+    } catch (e) {
+      errors.push((e as Error).message);
+    }
+  }
+  throw new Error(errors.length === 1 ? errors[0] : `no upstream node answered: ${errors.join("; ")}`);
+}
+
 /** Start an AMQP edge: probe the upstream, then listen. */
 export async function startAmqpEdge(opts: AmqpEdgeOptions): Promise<AmqpEdge> {
-  const upstream = parseUpstreamUrl(opts.upstream.url);
-  const info = await probeUpstream(upstream);
+  const upstreams = [opts.upstream.url]
+    .flat()
+    .flatMap((u) => u.split(","))
+    .map((u) => u.trim())
+    .filter((u) => u !== "")
+    .map(parseUpstreamUrl);
+  if (upstreams.length === 0) throw new Error("upstream: no URL given (expected amqp://user:pass@host:port)");
+  const info = await probeFirst(upstreams);
+  let nextUpstream = 0;
   const edgeId = opts.edgeId ?? "amqp-1";
   const logger = (opts.logger ?? pino({ level: "info" })).child({ edge: edgeId });
   const feed = opts.feed;
@@ -251,7 +276,11 @@ export async function startAmqpEdge(opts: AmqpEdgeOptions): Promise<AmqpEdge> {
       information:
         `Portcullis AMQP edge ${edgeId} in front of ${String(info.serverProperties.product ?? "RabbitMQ")} ${String(info.serverProperties.version ?? "")}`.trim(),
     },
-    upstream,
+    upstreamOrder() {
+      const i = nextUpstream++ % upstreams.length;
+      return i === 0 ? upstreams : [...upstreams.slice(i), ...upstreams.slice(0, i)];
+    },
+    upstreamConnectTimeoutMs: opts.upstream.connectTimeoutMs ?? 5_000,
     feed,
     credentials: opts.credentials,
     metrics,
@@ -336,7 +365,7 @@ export async function startAmqpEdge(opts: AmqpEdgeOptions): Promise<AmqpEdge> {
   }
   const port = (server.address() as net.AddressInfo).port;
   logger.info(
-    { host, port, upstream: `${upstream.host}:${upstream.port}`, instanceId: core.instanceId },
+    { host, port, upstream: upstreams.map((u) => `${u.host}:${u.port}`), instanceId: core.instanceId },
     "amqp edge listening",
   );
 
