@@ -314,6 +314,8 @@ export async function runMqttEdge(o: MqttEdgeCommandOptions): Promise<RunningDis
 /** Options of `portcullis amqp-edge`. */
 export interface AmqpEdgeCommandOptions extends DistributedEdgeOptions {
   upstream: string;
+  /** A PEM CA file for an `amqps://` upstream. */
+  upstreamCa?: string;
   /** The account owning this AMQP instance: other accounts' principals are refused at login. */
   accountId?: string;
   maxClockSkewMs?: number;
@@ -328,7 +330,7 @@ export async function runAmqpEdge(o: AmqpEdgeCommandOptions): Promise<RunningDis
     const edge = await startAmqpEdge({
       feed: base.feed,
       credentials: base.credentials,
-      upstream: { url: o.upstream },
+      upstream: { url: o.upstream, ...(o.upstreamCa ? { tls: { ca: readFileSync(o.upstreamCa) } } : {}) },
       host: o.host ?? "127.0.0.1",
       port: o.port ?? 5673,
       instanceId: o.instanceId ?? "amqp-local",

@@ -188,6 +188,7 @@ function addEdgeCommands(program: Command, io: CliIO, setCode: (c: number) => vo
       "the RabbitMQ to relay to (service credentials); a cluster: one URL per node, comma-separated",
       "amqp://guest:guest@127.0.0.1:5672",
     )
+    .option("--upstream-ca <file>", "PEM CA file for an amqps:// upstream (default: the system's CAs)")
     .option("--account <id>", "the account owning this AMQP instance (other accounts are refused at login)")
     .addOption(new Option("--max-clock-skew <ms>", "largest password timestamp skew").argParser(Number))
     .action(async (o) => {
@@ -198,6 +199,7 @@ function addEdgeCommands(program: Command, io: CliIO, setCode: (c: number) => vo
             runAmqpEdge({
               ...base(o),
               upstream: o.upstream,
+              ...(o.upstreamCa ? { upstreamCa: o.upstreamCa } : {}),
               ...(o.account ? { accountId: o.account } : {}),
               ...(o.maxClockSkew !== undefined ? { maxClockSkewMs: o.maxClockSkew } : {}),
             }),
@@ -265,6 +267,7 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
       "the RabbitMQ the AMQP edge relays to; a cluster: one URL per node, comma-separated",
       "amqp://guest:guest@127.0.0.1:5672",
     )
+    .option("--amqp-upstream-ca <file>", "PEM CA file for an amqps:// upstream (default: the system's CAs)")
     .option("--host <host>", "listen address", "127.0.0.1")
     .option("--region <region>", "region in ARNs", "local")
     .option("--mqtt-instance <id>", "MQTT instance id", "mqtt-local")
@@ -305,6 +308,7 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
             mqttInstanceId: o.mqttInstance,
             amqpInstanceId: o.amqpInstance,
             amqpUpstream: o.amqpUpstream,
+            ...(o.amqpUpstreamCa ? { amqpUpstreamCa: o.amqpUpstreamCa } : {}),
             ...(o.adminPort !== undefined ? { adminPort: o.adminPort } : {}),
             ...(o.mqttPort !== undefined ? { mqttPort: o.mqttPort } : {}),
             ...(o.amqpPort !== undefined ? { amqpPort: o.amqpPort } : {}),

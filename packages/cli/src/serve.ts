@@ -53,6 +53,8 @@ export interface ServeOptions {
   mqttPort?: number;
   amqpPort?: number;
   amqpUpstream?: string;
+  /** A PEM CA file the `amqps://` upstream's certificate is checked against (default: the system's CAs). */
+  amqpUpstreamCa?: string;
   demo?: boolean;
   region?: string;
   mqttInstanceId?: string;
@@ -150,7 +152,14 @@ export async function onFreePort<T>(
   throw new Error(`${what}: no free port in ${preferred}–${preferred + PORT_TRIES - 1} on ${host}`);
 }
 
-function reachable(url: string, timeoutMs = 1_000): Promise<boolean> {
+/** Whether any of the (comma-separated) upstream URLs accepts a TCP connection. */
+async function reachable(urls: string, timeoutMs = 1_000): Promise<boolean> {
+  const all = urls.split(",").map((u) => u.trim());
+  const answers = await Promise.all(all.filter((u) => u !== "").map((u) => reachableOne(u, timeoutMs)));
+  return answers.includes(true);
+}
+
+function reachableOne(url: string, timeoutMs: number): Promise<boolean> {
   let host = "127.0.0.1";
   let port = 5672;
   try {
@@ -271,7 +280,7 @@ export async function startMqtt(
 /** The AMQP edge (services/amqp-edge `startAmqpEdge`) in front of `upstream`, attached to the board. */
 export async function startAmqp(
   ctx: EdgeContext,
-  o: { port?: number; instanceId: string; upstream: string; accountId?: string },
+  o: { port?: number; instanceId: string; upstream: string; upstreamCa?: string; accountId?: string },
 ): Promise<RunningEdge | string> {
   if (!(await reachable(o.upstream)))
     return `AMQP edge: off (upstream ${o.upstream.replace(/\/\/[^@]*@/, "//")} is not reachable; pass --amqp-upstream URL)`;
@@ -279,7 +288,7 @@ export async function startAmqp(
   const r = await onFreePort("AMQP edge", ctx.host, o.port, DEFAULT_PORTS.amqp, (port) =>
     startAmqpEdge({
       ...edgeOptions(ctx, "amqp", edgeId, o.instanceId, port),
-      upstream: { url: o.upstream },
+      upstream: { url: o.upstream, ...(o.upstreamCa ? { tls: { ca: readFileSync(o.upstreamCa) } } : {}) },
       ...(o.accountId !== undefined ? { accountId: o.accountId } : {}),
     }),
   );
@@ -295,6 +304,7 @@ export async function startEdges(
     mqttInstanceId: string;
     amqpInstanceId: string;
     amqpUpstream: string;
+    amqpUpstreamCa?: string;
     /** The account owning the AMQP instance (the upstream's vhosts are not per account). */
     amqpAccountId?: string;
     mqtt?: boolean;
@@ -321,6 +331,7 @@ export async function startEdges(
           ...(o.amqpPort !== undefined ? { port: o.amqpPort } : {}),
           instanceId: o.amqpInstanceId,
           upstream: o.amqpUpstream,
+          ...(o.amqpUpstreamCa !== undefined ? { upstreamCa: o.amqpUpstreamCa } : {}),
           ...(o.amqpAccountId !== undefined ? { accountId: o.amqpAccountId } : {}),
         }),
       );
@@ -485,6 +496,7 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
         mqttInstanceId,
         amqpInstanceId,
         amqpUpstream: o.amqpUpstream ?? "amqp://guest:guest@127.0.0.1:5672",
+        ...(o.amqpUpstreamCa !== undefined ? { amqpUpstreamCa: o.amqpUpstreamCa } : {}),
         ...(amqpAccount !== undefined ? { amqpAccountId: amqpAccount } : {}),
         ...(o.mqtt !== undefined ? { mqtt: o.mqtt } : {}),
         ...(o.amqp !== undefined ? { amqp: o.amqp } : {}),

@@ -4,3 +4,5 @@ export type { NatsServer, NatsServerOptions } from "./nats-server.ts";
 export { freePort, NatsServerError, startNatsServer } from "./nats-server.ts";
 export type { RabbitMqNode } from "./rabbitmq.ts";
 export { RabbitMqError, startRabbitMq } from "./rabbitmq.ts";
+export type { TestCertificate } from "./tls.ts";
+export { selfSignedCert } from "./tls.ts";

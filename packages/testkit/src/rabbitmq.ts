@@ -23,6 +23,9 @@ export interface RabbitMqNode extends AsyncDisposable {
   readonly port: number;
   /** `amqp://guest:guest@127.0.0.1:<port>` (guest is allowed from loopback). */
   readonly url: string;
+  /** With `tls`: the AMQPS listener's port and `amqps://guest:guest@127.0.0.1:<port>`. */
+  readonly tlsPort?: number;
+  readonly tlsUrl?: string;
   /** Run `rabbitmqctl -n <node> …args`; resolves with its stdout. */
   ctl(...args: string[]): Promise<string>;
   stop(): Promise<void>;
@@ -44,16 +47,39 @@ async function rabbitUid(): Promise<{ uid: number; gid: number } | undefined> {
 }
 
 /** Start a private node on free loopback ports; resolves once it accepts AMQP clients. */
-export async function startRabbitMq(opts: { startTimeoutMs?: number } = {}): Promise<RabbitMqNode> {
+export async function startRabbitMq(
+  opts: {
+    startTimeoutMs?: number;
+    /** Also listen for AMQPS (TLS) with this key and certificate (no client certificates asked). */
+    tls?: { key: string; cert: string };
+  } = {},
+): Promise<RabbitMqNode> {
   const dir = mkdtempSync(join(tmpdir(), "portcullis-rabbit-"));
   const port = await freePort();
   const distPort = await freePort();
+  const tlsPort = opts.tls ? await freePort() : undefined;
   const nodeName = `pc${port}@localhost`;
-  writeFileSync(join(dir, "rabbitmq.conf"), `listeners.tcp.local = 127.0.0.1:${port}\n`);
+  const files = ["rabbitmq.conf"];
+  let conf = `listeners.tcp.local = 127.0.0.1:${port}\n`;
+  if (opts.tls) {
+    writeFileSync(join(dir, "key.pem"), opts.tls.key, { mode: 0o600 });
+    writeFileSync(join(dir, "cert.pem"), opts.tls.cert);
+    files.push("key.pem", "cert.pem");
+    conf += [
+      `listeners.ssl.default = 127.0.0.1:${tlsPort}`,
+      `ssl_options.cacertfile = ${join(dir, "cert.pem")}`,
+      `ssl_options.certfile = ${join(dir, "cert.pem")}`,
+      `ssl_options.keyfile = ${join(dir, "key.pem")}`,
+      "ssl_options.verify = verify_none",
+      "ssl_options.fail_if_no_peer_cert = false",
+      "",
+    ].join("\n");
+  }
+  writeFileSync(join(dir, "rabbitmq.conf"), conf);
   const owner = await rabbitUid();
   if (owner) {
     chownSync(dir, owner.uid, owner.gid);
-    chownSync(join(dir, "rabbitmq.conf"), owner.uid, owner.gid);
+    for (const f of files) chownSync(join(dir, f), owner.uid, owner.gid);
   }
   const env = {
     ...process.env,
@@ -103,6 +129,7 @@ export async function startRabbitMq(opts: { startTimeoutMs?: number } = {}): Pro
     nodeName,
     port,
     url: `amqp://guest:guest@127.0.0.1:${port}`,
+    ...(tlsPort !== undefined ? { tlsPort, tlsUrl: `amqps://guest:guest@127.0.0.1:${tlsPort}` } : {}),
     ctl,
     stop,
     [Symbol.asyncDispose]: stop,

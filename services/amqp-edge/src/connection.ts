@@ -17,6 +17,7 @@
  */
 import type { Socket } from "node:net";
 import net from "node:net";
+import tls from "node:tls";
 import type { CredentialResolver, DecisionSink, LiveProjection } from "@portcullis/feed";
 import { clockContext, extendContext, recordContext } from "@portcullis/feed";
 import type { ArnScope, Decision, RequestContext } from "@portcullis/policy";
@@ -63,6 +64,28 @@ export interface UpstreamTarget {
   port: number;
   username: string;
   password: string;
+  /** Set for `amqps://`: TLS to the node with these options (CA, client certificate…). */
+  tls?: tls.ConnectionOptions;
+}
+
+/**
+ * Open a socket to an upstream node, TCP or (amqps) TLS with the node's host
+ * name checked against its certificate; `onOpen` runs once it can carry AMQP.
+ */
+export function openUpstream(t: UpstreamTarget, onOpen: () => void): Socket {
+  if (!t.tls) {
+    const s = net.connect({ host: t.host, port: t.port });
+    s.once("connect", onOpen);
+    return s;
+  }
+  const s = tls.connect({
+    host: t.host,
+    port: t.port,
+    ...(net.isIP(t.host) === 0 ? { servername: t.host } : {}),
+    ...t.tls,
+  });
+  s.once("secureConnect", onOpen);
+  return s;
 }
 
 /** What every connection of one edge shares. */
@@ -845,7 +868,12 @@ export class EdgeConnection {
   #connectUpstream(candidates: readonly UpstreamTarget[] = this.#core.upstreamOrder()): void {
     const t = candidates[0]!;
     this.#upTarget = t;
-    const up = net.connect({ host: t.host, port: t.port });
+    const up = openUpstream(t, () => {
+      connected = true;
+      clearTimeout(connectTimer);
+      this.#upPhase = "start";
+      up.write(PROTOCOL_HEADER);
+    });
     this.#up = up;
     this.#upPhase = "connecting";
     up.setNoDelay(true);
@@ -858,18 +886,12 @@ export class EdgeConnection {
       },
       1 << 20,
     );
-    // A node that refuses or does not answer the TCP connect: the next one, if any.
+    // A node that refuses or does not answer the connect (TCP, and TLS for amqps): the next one, if any.
     let connected = false;
     const connectTimer = setTimeout(
-      () => up.destroy(new Error(`no TCP connect within ${this.#core.upstreamConnectTimeoutMs} ms`)),
+      () => up.destroy(new Error(`no connect within ${this.#core.upstreamConnectTimeoutMs} ms`)),
       this.#core.upstreamConnectTimeoutMs,
     );
-    up.on("connect", () => {
-      connected = true;
-      clearTimeout(connectTimer);
-      this.#upPhase = "start";
-      up.write(PROTOCOL_HEADER);
-    });
     up.on("data", (chunk: Buffer) => {
       this.#upRead = true;
       this.#upReader!.push(chunk);

@@ -13,7 +13,13 @@ import { FRAME_MIN_SIZE, PROTOCOL_HEADER } from "./codec/constants.ts";
 import type { FieldTable } from "./codec/fields.ts";
 import { FrameReader } from "./codec/frames.ts";
 import { decodeMethod, encodeMethodFrame } from "./codec/methods.ts";
-import { type ConnectionInfo, EdgeConnection, type EdgeCore, type UpstreamTarget } from "./connection.ts";
+import {
+  type ConnectionInfo,
+  EdgeConnection,
+  type EdgeCore,
+  openUpstream,
+  type UpstreamTarget,
+} from "./connection.ts";
 import { EdgeMetrics } from "./metrics.ts";
 
 /** Options of {@link startAmqpEdge}. */
@@ -28,7 +34,12 @@ export interface AmqpEdgeOptions {
    * (an array, or comma-separated): each client connection goes to the next node
    * in turn and skips a node it cannot reach.
    */
-  upstream: { url: string | readonly string[]; connectTimeoutMs?: number };
+  upstream: {
+    url: string | readonly string[];
+    connectTimeoutMs?: number;
+    /** TLS options for `amqps://` nodes (e.g. `ca` for a private CA; the host name is checked). */
+    tls?: tls.ConnectionOptions;
+  };
   /** Listen address (default 127.0.0.1). */
   host?: string;
   /** Listen port (default 5673; 0 = any free port). */
@@ -100,22 +111,27 @@ export interface AmqpEdge {
   close(): Promise<void>;
 }
 
-/** Parse `amqp://user:pass@host:port`; the path (vhost) is ignored: clients choose theirs. */
-export function parseUpstreamUrl(url: string): UpstreamTarget {
+/**
+ * Parse `amqp://user:pass@host:port` or `amqps://…` (TLS, default port 5671,
+ * with `tlsOptions`); the path (vhost) is ignored: clients choose theirs.
+ */
+export function parseUpstreamUrl(url: string, tlsOptions: tls.ConnectionOptions = {}): UpstreamTarget {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
     throw new Error(`upstream url \`${url}\` is not a URL (expected amqp://user:pass@host:port)`);
   }
-  if (u.protocol !== "amqp:")
-    throw new Error(`upstream url must start with amqp:// (got \`${u.protocol}//\`)`);
+  if (u.protocol !== "amqp:" && u.protocol !== "amqps:")
+    throw new Error(`upstream url must start with amqp:// or amqps:// (got \`${u.protocol}//\`)`);
+  const secure = u.protocol === "amqps:";
   const host = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
   return {
     host: host || "127.0.0.1",
-    port: u.port ? Number(u.port) : 5672,
+    port: u.port ? Number(u.port) : secure ? 5671 : 5672,
     username: decodeURIComponent(u.username || "guest"),
     password: decodeURIComponent(u.password || "guest"),
+    ...(secure ? { tls: tlsOptions } : {}),
   };
 }
 
@@ -133,7 +149,7 @@ interface UpstreamInfo {
  */
 export function probeUpstream(t: UpstreamTarget, timeoutMs = 10_000): Promise<UpstreamInfo> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ host: t.host, port: t.port });
+    const s = openUpstream(t, () => s.write(PROTOCOL_HEADER));
     let info: Partial<UpstreamInfo> = {};
     let done = false;
     const finish = (err?: Error) => {
@@ -194,7 +210,6 @@ export function probeUpstream(t: UpstreamTarget, timeoutMs = 10_000): Promise<Up
       },
       1 << 20,
     );
-    s.on("connect", () => s.write(PROTOCOL_HEADER));
     s.on("data", (d: Buffer) => r.push(d));
     s.on("error", (e) => finish(new Error(`upstream ${t.host}:${t.port} unreachable: ${e.message}`)));
     s.on("close", () =>
@@ -223,7 +238,7 @@ export async function startAmqpEdge(opts: AmqpEdgeOptions): Promise<AmqpEdge> {
     .flatMap((u) => u.split(","))
     .map((u) => u.trim())
     .filter((u) => u !== "")
-    .map(parseUpstreamUrl);
+    .map((u) => parseUpstreamUrl(u, opts.upstream.tls));
   if (upstreams.length === 0) throw new Error("upstream: no URL given (expected amqp://user:pass@host:port)");
   const info = await probeFirst(upstreams);
   let nextUpstream = 0;

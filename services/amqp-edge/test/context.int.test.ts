@@ -2,24 +2,18 @@
  * Condition keys of SPEC §4.2 as the edge fills them: `acs:SecureTransport`
  * (a TLS listener vs plain TCP), `acs:SourceIp`, `amqp:Vhost`, `amqp:RoutingKey`.
  */
-import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { promisify } from "node:util";
+import { selfSignedCert, type TestCertificate } from "@portcullis/testkit";
 import * as amqplib from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AmqpEdge, amqpPassword, amqpUsername } from "../src/mod.ts";
 import { connect, createVhost, edgeFor, World } from "./world.ts";
-
-const run = promisify(execFile);
 
 let world: World;
 let plain: AmqpEdge;
 let secure: AmqpEdge;
 let V: string;
 let removeVhost: () => Promise<void>;
-let dir: string;
+let cert: TestCertificate;
 let key: string;
 let clockKey: string;
 
@@ -27,22 +21,7 @@ const res = (rel = "") => `acs:amqp:*:*:/vhosts/${V}${rel}`;
 
 beforeAll(async () => {
   ({ name: V, remove: removeVhost } = await createVhost());
-  dir = mkdtempSync(join(tmpdir(), "amqp-edge-tls-"));
-  await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=127.0.0.1",
-    "-keyout",
-    join(dir, "key.pem"),
-    "-out",
-    join(dir, "cert.pem"),
-  ]);
+  cert = selfSignedCert();
   world = new World();
   await world.start();
   await world.account();
@@ -101,7 +80,7 @@ beforeAll(async () => {
   ({ edge: plain } = await edgeFor(world, { edgeId: "amqp-plain" }));
   ({ edge: secure } = await edgeFor(world, {
     edgeId: "amqp-tls",
-    tls: { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) },
+    tls: cert,
   }));
 });
 
@@ -110,7 +89,6 @@ afterAll(async () => {
   await secure?.close();
   await world?.close();
   await removeVhost?.();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 async function tryCheckQueue(conn: amqplib.ChannelModel): Promise<string> {

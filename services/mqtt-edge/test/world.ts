@@ -4,11 +4,7 @@
  * shorthands that append the catalog's events (SPEC §5) and wait until the feed
  * has applied them. Secrets are sealed exactly as the admin plane seals them.
  */
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { EventStore } from "@portcullis/event-store";
 import { MemoryEventStore } from "@portcullis/event-store";
 import {
@@ -302,38 +298,5 @@ export function unique(prefix: string): string {
   return uid(prefix);
 }
 
-/** A throw-away self-signed certificate for 127.0.0.1/localhost (openssl from Debian). */
-export function selfSignedCert(): { key: string; cert: string } {
-  const dir = mkdtempSync(join(tmpdir(), "mqtt-edge-cert-"));
-  try {
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        join(dir, "key.pem"),
-        "-out",
-        join(dir, "cert.pem"),
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      ],
-      { stdio: "ignore" },
-    );
-    return {
-      key: readFileSync(join(dir, "key.pem"), "utf8"),
-      cert: readFileSync(join(dir, "cert.pem"), "utf8"),
-    };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+/** A throw-away self-signed certificate for 127.0.0.1/localhost. */
+export { selfSignedCert } from "@portcullis/testkit";
