@@ -29,6 +29,14 @@ function allowLogging(text: string): AllowLogging {
   }
 }
 
+/** `--admin-tls-key` and `--admin-tls-cert` go together. */
+function adminTls(keyFile: string | undefined, certFile: string | undefined): Pick<ServeOptions, "adminTls"> {
+  if (keyFile === undefined && certFile === undefined) return {};
+  if (keyFile === undefined || certFile === undefined)
+    throw new CliUsageError("--admin-tls-key and --admin-tls-cert go together (HTTPS needs both)");
+  return { adminTls: { keyFile, certFile } };
+}
+
 /** Run `serve` until SIGINT/SIGTERM; resolves with the exit code. */
 async function serveUntilSignal(o: ServeOptions, io: CliIO): Promise<number> {
   // Loaded on demand: the server side (fastify, aedes, SQLite) is not needed by other commands.
@@ -256,6 +264,11 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
     .addOption(
       new Option("--admin-port <n>", "admin API port (default 8181, or the next free one)").argParser(port),
     )
+    .option(
+      "--admin-tls-key <file>",
+      "serve the admin API over HTTPS with this PEM key (with --admin-tls-cert)",
+    )
+    .option("--admin-tls-cert <file>", "… and this PEM certificate (chain)")
     .addOption(
       new Option("--mqtt-port <n>", "MQTT port (default 1883, or the next free one)").argParser(port),
     )
@@ -310,6 +323,7 @@ export function buildProgram(io: CliIO, setCode: (c: number) => void): Command {
             amqpUpstream: o.amqpUpstream,
             ...(o.amqpUpstreamCa ? { amqpUpstreamCa: o.amqpUpstreamCa } : {}),
             ...(o.adminPort !== undefined ? { adminPort: o.adminPort } : {}),
+            ...adminTls(o.adminTlsKey, o.adminTlsCert),
             ...(o.mqttPort !== undefined ? { mqttPort: o.mqttPort } : {}),
             ...(o.amqpPort !== undefined ? { amqpPort: o.amqpPort } : {}),
             ...(o.logFile ? { logFile: o.logFile } : {}),

@@ -43,13 +43,15 @@ import { Registry } from "prom-client";
 import { lockDataDir } from "./data-lock.ts";
 import { seedDemo } from "./demo.ts";
 import { startFeedFromSnapshots } from "./feed-start.ts";
-import type { CliIO } from "./io.ts";
+import { type CliIO, CliUsageError } from "./io.ts";
 
 /** Options of `portcullis serve`. */
 export interface ServeOptions {
   dataDir: string;
   host?: string;
   adminPort?: number;
+  /** Serve the admin API over HTTPS with these PEM files. */
+  adminTls?: { keyFile: string; certFile: string };
   mqttPort?: number;
   amqpPort?: number;
   amqpUpstream?: string;
@@ -179,6 +181,18 @@ function reachableOne(url: string, timeoutMs: number): Promise<boolean> {
     s.once("error", () => finish(false));
     s.connect(port, host, () => finish(true));
   });
+}
+
+/** The admin API's key and certificate; a file that cannot be read is a usage error naming it. */
+function readTlsFiles(f: { keyFile: string; certFile: string }): { key: Buffer; cert: Buffer } {
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new CliUsageError(`${what} ${path}: ${(e as Error).message}`);
+    }
+  };
+  return { key: read(f.keyFile, "--admin-tls-key"), cert: read(f.certFile, "--admin-tls-cert") };
 }
 
 /** Write a file atomically with mode 0600. */
@@ -346,6 +360,7 @@ export async function startEdges(
 /** Start the all-in-one gateway. */
 export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
   const dir = resolve(o.dataDir);
+  const adminTls = o.adminTls && readTlsFiles(o.adminTls);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const unlock = lockDataDir(dir);
   const host = o.host ?? "127.0.0.1";
@@ -464,6 +479,7 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
         onDecision,
         auditDecisions: decisionReader,
         auditSnapshots,
+        ...(adminTls ? { tls: adminTls } : {}),
       }),
     );
     closers.push(() => admin.value.close());

@@ -62,6 +62,12 @@ export interface AdminApiOptions {
   host?: string;
   /** Default 0 (a free port). */
   port?: number;
+  /**
+   * Serve HTTPS with this key and certificate (PEM). Needed off loopback: a
+   * created AccessKey's secret is in the response. Requests over it see
+   * `acs:SecureTransport` true.
+   */
+  tls?: { key: string | Buffer; cert: string | Buffer };
   /** ARN region (default `local`). */
   region?: string;
   /** Default `mqtt-local`. */
@@ -90,7 +96,7 @@ export interface AdminApiOptions {
 
 /** A running admin API. */
 export interface AdminApi {
-  /** `http://host:port`. */
+  /** `http://host:port` (`https://` with `tls`). */
   url: string;
   port: number;
   close(): Promise<void>;
@@ -189,6 +195,7 @@ export async function startAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
   const openapi = buildOpenApi(table, { maxClockSkewMs });
 
   const app = Fastify({
+    ...(opts.tls ? { https: { key: opts.tls.key, cert: opts.tls.cert } } : {}),
     loggerInstance: log,
     // One line per request is logged by the onResponse hook below (without bodies or headers).
     logController: new LogController({ disableRequestLogging: true }),
@@ -628,7 +635,7 @@ export async function startAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : (opts.port ?? 0);
   const host = opts.host ?? "127.0.0.1";
-  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const url = `${opts.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
   log.info({ url }, "admin API listening");
   return {
     url,
