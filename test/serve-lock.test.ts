@@ -1,54 +1,76 @@
 /**
- * One `portcullis serve` per data dir: a second one on the same dir is refused
- * with the holder's pid (it would write the same SQLite files and, on an empty
- * dir, bootstrap a second account); the lock goes with the process, and one
- * left by a process that died is taken over.
+ * What a start does to an empty data dir (master key, account, root
+ * credentials) happens once, even when two `portcullis serve` start on it at
+ * the same moment: a start holds `D/start.lock` until the root credentials are
+ * written, another waits for it, and a lock left by a process that died is
+ * taken over. (Several serves may then share the dir: test/admin-http.test.ts
+ * runs two admin planes on one SQLite store.)
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { SqliteEventStore } from "@portcullis/event-store";
 import { afterAll, describe, expect, it } from "vitest";
-import { cliBin, type Serve, startServe } from "./helpers/serve.ts";
+import { type Serve, startServe } from "./helpers/serve.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "portcullis-lock-"));
-let gw: Serve | undefined;
+const dirs: string[] = [];
+const running: Serve[] = [];
 afterAll(async () => {
-  await gw?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  for (const g of running) await g.stop({ keepDataDir: true });
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-const serveAgain = () =>
-  spawnSync(
-    process.execPath,
-    [cliBin, "serve", "--data-dir", dir, "--admin-port", "0", "--no-mqtt", "--no-amqp"],
-    { encoding: "utf8", timeout: 30_000 },
-  );
+const newDir = () => {
+  const d = mkdtempSync(join(tmpdir(), "portcullis-lock-"));
+  dirs.push(d);
+  return d;
+};
+const start = async (dataDir: string) => {
+  const g = await startServe({ dataDir, args: ["--no-mqtt", "--no-amqp"] });
+  running.push(g);
+  return g;
+};
 
-describe("portcullis serve: one gateway per data dir", () => {
-  it("refuses a second serve on the same data dir, naming the first one's pid", async () => {
-    gw = await startServe({ dataDir: dir, args: ["--no-mqtt", "--no-amqp"] });
-    expect(readFileSync(join(dir, "serve.lock"), "utf8").trim()).toBe(String(gw.pid));
-    const second = serveAgain();
-    expect(second.status).toBe(2);
-    expect(second.stderr).toContain(`data dir ${dir} is in use by another portcullis serve (pid ${gw.pid})`);
-    // The first one is untouched: still one account, still answering.
-    expect((await gw.admin.whoami()).accountId).toBe(gw.root.accountId);
-    expect(readFileSync(join(dir, "serve.lock"), "utf8").trim()).toBe(String(gw.pid));
+/** The AccountCreated events in the data dir's store. */
+async function accountsIn(dataDir: string): Promise<string[]> {
+  const store = SqliteEventStore.open(join(dataDir, "events.db"));
+  const ids: string[] = [];
+  for await (const e of store.readAll()) if (e.type === "AccountCreated") ids.push(e.accountId);
+  await store.close();
+  return ids;
+}
+
+describe("portcullis serve: start-up of a data dir happens once", () => {
+  it("two serves started at once on an empty data dir make one master key and one account", async () => {
+    const dir = newDir();
+    const [a, b] = await Promise.all([start(dir), start(dir)]);
+    expect(await accountsIn(dir)).toEqual([a!.root.accountId]);
+    // Both admin planes decide on that account with the one master key (the root key verifies on both).
+    expect((await a!.admin.whoami()).accountId).toBe(a!.root.accountId);
+    expect((await b!.client(a!.root).whoami()).accountId).toBe(a!.root.accountId);
+    expect(existsSync(join(dir, "start.lock"))).toBe(false);
   });
 
-  it("releases the lock on stop, and takes over one left by a process that is gone", async () => {
-    const account = gw!.root.accountId;
-    await gw!.stop({ keepDataDir: true });
-    gw = undefined;
-    expect(existsSync(join(dir, "serve.lock"))).toBe(false);
-    // A lock as a killed serve leaves it: the pid of a process that has exited.
+  it("a start waits while another live process holds the lock, and takes over one left by a dead process", async () => {
+    const dir = newDir();
+    // Held by a live process (this test's): the serve waits until it is released.
+    writeFileSync(join(dir, "start.lock"), `${process.pid}\n`);
+    const waiting = start(dir);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(existsSync(join(dir, "events.db"))).toBe(false);
+    rmSync(join(dir, "start.lock"));
+    const g = await waiting;
+    expect(await accountsIn(dir)).toEqual([g.root.accountId]);
+    await g.stop({ keepDataDir: true });
+    // Left by a process that has exited: taken over at once.
     const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], {
       encoding: "utf8",
     });
-    writeFileSync(join(dir, "serve.lock"), `${dead.stdout}\n`);
-    gw = await startServe({ dataDir: dir, args: ["--no-mqtt", "--no-amqp"] });
-    expect(gw.root.accountId).toBe(account);
-    expect(readFileSync(join(dir, "serve.lock"), "utf8").trim()).toBe(String(gw.pid));
+    writeFileSync(join(dir, "start.lock"), `${dead.stdout}\n`);
+    const again = await start(dir);
+    expect(again.root.accountId).toBe(g.root.accountId);
+    expect(readFileSync(join(dir, "root-credentials.json"), "utf8")).toContain(g.root.accountId);
+    expect(existsSync(join(dir, "start.lock"))).toBe(false);
   });
 });

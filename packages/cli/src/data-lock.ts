@@ -1,20 +1,23 @@
 /**
- * One gateway per data dir. `portcullis serve` holds `D/serve.lock` (its pid)
- * while it runs: a second serve on the same dir would write the same SQLite
- * files and, on an empty dir, bootstrap a second account beside the first. It
- * is refused with the holder's pid. A lock left by a process that is gone (a
- * crash, `kill -9`) is taken over. Readers of a data dir (`audit --data-dir`)
- * take no lock.
+ * The start-up lock of a data dir. Several `portcullis serve` processes may
+ * share one data dir (admin planes appending to one SQLite store, with
+ * optimistic concurrency), but what a start does to an empty dir must happen
+ * once: create the master key, bootstrap the account, write the root
+ * credentials. Two starts at once would otherwise make two master keys and two
+ * accounts. So a start holds `D/start.lock` (its pid) from opening the store
+ * until the root credentials are written; another start waits for it. A lock
+ * left by a process that is gone (a crash, `kill -9`) is taken over.
  *
  * The lock file is written whole under a temporary name and then hard-linked
  * into place, so it is never seen empty and two starts cannot both take it.
  */
 import { linkSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { CliUsageError } from "./io.ts";
 
 /** The lock's file name in a data dir. */
-export const LOCK_FILE = "serve.lock";
+export const START_LOCK_FILE = "start.lock";
 
 /** Whether a process with this pid exists (EPERM: it exists, as another user's). */
 function alive(pid: number): boolean {
@@ -37,33 +40,40 @@ function holder(path: string): number | undefined {
 }
 
 /**
- * Take the data dir's lock for this process; returns the function that
- * releases it (it removes the file only while it is still this process's).
- * Throws a {@link CliUsageError} naming the holder when another live process has it.
+ * Take the data dir's start-up lock, waiting up to `waitMs` while another live
+ * process holds it; resolves with the (idempotent) release function, which
+ * removes the file only while it is still this process's.
  */
-export function lockDataDir(dir: string): () => void {
-  const path = join(dir, LOCK_FILE);
-  const temp = join(dir, `${LOCK_FILE}.${process.pid}`);
+export async function takeStartLock(dir: string, waitMs = 30_000): Promise<() => void> {
+  const path = join(dir, START_LOCK_FILE);
+  const temp = join(dir, `${START_LOCK_FILE}.${process.pid}`);
   writeFileSync(temp, `${process.pid}\n`, { mode: 0o600 });
+  const deadline = Date.now() + waitMs;
   try {
-    for (let attempt = 0; attempt < 3; attempt++) {
+    for (;;) {
       try {
         linkSync(temp, path);
+        let held = true;
         return () => {
-          if (holder(path) === process.pid) rmSync(path, { force: true });
+          if (held && holder(path) === process.pid) rmSync(path, { force: true });
+          held = false;
         };
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       }
       const pid = holder(path);
-      if (pid !== undefined && pid !== process.pid && alive(pid))
+      if (pid === undefined || pid === process.pid || !alive(pid)) {
+        // Left by a process that is gone (or by this one): take it over, unless another start
+        // has just done so (the file changed since it was read).
+        if (holder(path) === pid) rmSync(path, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline)
         throw new CliUsageError(
-          `data dir ${dir} is in use by another portcullis serve (pid ${pid}); stop it first, or give this one its own --data-dir`,
+          `data dir ${dir}: another portcullis serve (pid ${pid}) has been starting for ${Math.round(waitMs / 1000)} s and still holds ${path}`,
         );
-      // Left by a process that is gone: take it over.
-      rmSync(path, { force: true });
+      await sleep(50);
     }
-    throw new CliUsageError(`data dir ${dir}: could not take ${path} (another start is taking it)`);
   } finally {
     rmSync(temp, { force: true });
   }

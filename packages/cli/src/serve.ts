@@ -40,7 +40,7 @@ import {
 import { startMqttEdge } from "@portcullis/mqtt-edge";
 import pino, { type Logger } from "pino";
 import { Registry } from "prom-client";
-import { lockDataDir } from "./data-lock.ts";
+import { takeStartLock } from "./data-lock.ts";
 import { seedDemo } from "./demo.ts";
 import { startFeedFromSnapshots } from "./feed-start.ts";
 import { type CliIO, CliUsageError } from "./io.ts";
@@ -362,7 +362,8 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
   const dir = resolve(o.dataDir);
   const adminTls = o.adminTls && readTlsFiles(o.adminTls);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const unlock = lockDataDir(dir);
+  // Until the root credentials are written: another start on this dir waits (see data-lock.ts).
+  const releaseStart = await takeStartLock(dir);
   const host = o.host ?? "127.0.0.1";
   const region = o.region ?? "local";
   const mqttInstanceId = o.mqttInstanceId ?? "mqtt-local";
@@ -378,7 +379,7 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
     for (const c of closers.reverse()) await c().catch((e) => logger.error({ err: e }, "close failed"));
     closers.length = 0;
     logger.flush?.();
-    unlock(); // last: the data dir is free once everything in it is closed
+    releaseStart();
   };
   try {
     let nc: NatsConnection | undefined;
@@ -413,9 +414,12 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
         endpoint: "",
       };
       logger.info({ accountId: acct.accountId, accessKeyId: acct.accessKeyId }, "root account created");
+      // Written now (the endpoint once the admin API listens), so a start waiting on the lock finds it.
+      writeSecretFile(credsPath, `${JSON.stringify(root, null, 2)}\n`);
     } else if (existsSync(credsPath)) {
       root = JSON.parse(readFileSync(credsPath, "utf8")) as RootCredentials;
     }
+    releaseStart();
 
     // Snapshots (the audit's, in the data dir) serve both time travel and start-up:
     // the feed starts from the nearest valid one plus the events after it (SPEC §6).
