@@ -15,7 +15,13 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, wri
 import { createServer, Socket } from "node:net";
 import { join, resolve } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { bootstrapAccount, startAdminApi } from "@portcullis/admin-api";
+import {
+  bootstrapAccount,
+  JetStreamNonceStore,
+  type NonceStore,
+  SqliteNonceStore,
+  startAdminApi,
+} from "@portcullis/admin-api";
 import { startAmqpEdge } from "@portcullis/amqp-edge";
 import {
   type AllowLogging,
@@ -467,6 +473,15 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
       edgeLog.onDecision(r);
     };
 
+    // Replay protection shared by every admin process on this store: a signed request is
+    // accepted once by all of them (a SQLite file in the data dir; a JetStream stream).
+    let nonces: NonceStore;
+    if (nc) nonces = await JetStreamNonceStore.open({ connection: nc });
+    else {
+      const local = SqliteNonceStore.open(join(dir, "nonces.db"));
+      closers.push(async () => local.close());
+      nonces = local;
+    }
     const admin = await onFreePort("admin API", host, o.adminPort, DEFAULT_PORTS.admin, (port) =>
       startAdminApi({
         store,
@@ -484,6 +499,7 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
         auditDecisions: decisionReader,
         auditSnapshots,
         ...(adminTls ? { tls: adminTls } : {}),
+        nonces,
       }),
     );
     closers.push(() => admin.value.close());

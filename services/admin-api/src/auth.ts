@@ -10,7 +10,8 @@ import type { Credential } from "@portcullis/feed";
 import {
   computeSignature,
   isValidNonce,
-  type NonceCache,
+  type NonceStore,
+  type NonceVerdict,
   parseAuthorization,
   SIGNING_HEADERS,
   sha256Hex,
@@ -30,7 +31,8 @@ export interface AuthFailure {
     | "InvalidAccessKeyId.Inactive"
     | "SignatureDoesNotMatch"
     | "ReplayedRequest"
-    | "NonceCacheFull";
+    | "NonceCacheFull"
+    | "NonceStoreUnavailable";
   message: string;
 }
 
@@ -52,12 +54,12 @@ export interface RawRequest {
 const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
 
 /** Verify a signed request. `resolve` looks the AccessKey up (CredentialResolver.resolve). */
-export function authenticate(
+export async function authenticate(
   req: RawRequest,
   resolve: (accessKeyId: string) => Credential | undefined,
-  nonces: NonceCache,
+  nonces: NonceStore,
   opts: { maxClockSkewMs: number; now?: number },
-): AuthSuccess | AuthFailure {
+): Promise<AuthSuccess | AuthFailure> {
   const fail = (code: AuthFailure["code"], message: string): AuthFailure => ({ ok: false, code, message });
   const now = opts.now ?? Date.now();
   const header = one(req.headers[SIGNING_HEADERS.authorization]);
@@ -118,7 +120,13 @@ export function authenticate(
       "the signature does not match: sign METHOD, path, canonical query, the signed headers and the body hash with the AccessKey secret",
     );
 
-  const seen = nonces.check(auth.accessKeyId, nonce, t + opts.maxClockSkewMs, now);
+  let seen: NonceVerdict;
+  try {
+    seen = await nonces.check(auth.accessKeyId, nonce, t + opts.maxClockSkewMs, now);
+  } catch {
+    // The shared nonce store is unreachable: refuse rather than risk accepting a replay.
+    return fail("NonceStoreUnavailable", "replay protection is unavailable right now; retry later");
+  }
   if (seen === "replayed")
     return fail("ReplayedRequest", `nonce \`${nonce}\` was already used: every request needs a fresh nonce`);
   if (seen === "full")

@@ -17,9 +17,16 @@ export { decide } from "./decide/decide.ts";
 export { CommandRejected, isCommandRejected } from "./decide/errors.ts";
 export type { AdminIndex, DecideState } from "./decide/state.ts";
 export { evolveIndex, initialIndex } from "./decide/state.ts";
+export { JetStreamNonceStore, type JetStreamNonceStoreOptions, SqliteNonceStore } from "./nonce-stores.ts";
 export type { AdminApi, AdminApiOptions } from "./server.ts";
 export { AccessDenied, startAdminApi } from "./server.ts";
-export type { ParsedAuthorization, SignableRequest, SignOptions } from "./signing.ts";
+export type {
+  NonceStore,
+  NonceVerdict,
+  ParsedAuthorization,
+  SignableRequest,
+  SignOptions,
+} from "./signing.ts";
 export {
   canonicalQuery,
   canonicalRequest,

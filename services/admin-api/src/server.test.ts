@@ -188,3 +188,37 @@ describe("admin API in process: restart", () => {
     expect((await again.createUser("after-restart")).changed).toBe(true);
   });
 });
+
+describe("admin API: the nonce store", () => {
+  it("answers 503 NonceStoreUnavailable (never accepts unchecked) when the nonce store fails", async () => {
+    let up = false;
+    const flaky = new AdminClient({
+      endpoint: (
+        await startAdminApi({
+          store,
+          feed,
+          box,
+          board: new InProcessPositionBoard(),
+          logger: pino({ level: "silent" }),
+          nonces: {
+            check: async () => {
+              if (!up) throw new Error("nonce store down");
+              return "ok" as const;
+            },
+          },
+        }).then((a) => {
+          closeLater.push(a);
+          return a;
+        })
+      ).url,
+      ...rootCreds,
+    });
+    await expect(flaky.whoami()).rejects.toMatchObject({ status: 503, code: "NonceStoreUnavailable" });
+    up = true;
+    expect((await flaky.whoami()).accountId).toBe(acct);
+  });
+});
+const closeLater: AdminApi[] = [];
+afterAll(async () => {
+  for (const a of closeLater) await a.close();
+});

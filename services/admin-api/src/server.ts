@@ -47,7 +47,7 @@ import { IndexFollower } from "./follower.ts";
 import { adminMetrics } from "./metrics.ts";
 import { buildOpenApi } from "./openapi.ts";
 import { type Call, type Caller, type RouteDef, routes } from "./routes.ts";
-import { NonceCache } from "./signing.ts";
+import { NonceCache, type NonceStore } from "./signing.ts";
 
 /** Options of {@link startAdminApi}. */
 export interface AdminApiOptions {
@@ -86,6 +86,12 @@ export interface AdminApiOptions {
   limits?: Partial<Limits>;
   /** Default timeout of `waitEnforced` (5 000 ms). */
   enforcementTimeoutMs?: number;
+  /**
+   * Where nonces of signed requests are remembered (default: in this process).
+   * Admin processes sharing one store must share it too (SqliteNonceStore,
+   * JetStreamNonceStore), or a request replayed to another one is accepted.
+   */
+  nonces?: NonceStore;
   /** Receives a record of every authorization decision on an admin call. */
   onDecision?: DecisionSink;
   /** The decision log `POST /v1/audit/verify` re-decides (without it, verify answers 501). */
@@ -190,7 +196,7 @@ export async function startAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
   const follower = await IndexFollower.start(store, feed);
   const credentials = new CredentialResolver(feed.projection, box);
   const offForget = feed.onApplied((_e, affected) => credentials.forget(affected.accessKeys));
-  const nonces = new NonceCache();
+  const nonces: NonceStore = opts.nonces ?? new NonceCache();
   const table = routes((accessKeyId, secret) => box.seal(secret, accessKeyAad(accessKeyId)));
   const openapi = buildOpenApi(table, { maxClockSkewMs });
 
@@ -271,6 +277,8 @@ export async function startAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
       });
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500)
       return sendError(reply, err.statusCode, { code: err.code ?? "BadRequest", message: err.message });
+    if ((err as { authFailure?: boolean }).authFailure === true && err.statusCode === 503)
+      return sendError(reply, 503, { code: err.code ?? "ServiceUnavailable", message: err.message });
     req.log.error({ err }, "internal error");
     return sendError(reply, 500, { code: "InternalError", message: "internal error (see the server log)" });
   });
@@ -317,7 +325,7 @@ export async function startAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
       method: route.method,
       url: route.path,
       handler: async (req, reply) => {
-        const caller = authenticateOrFail(req);
+        const caller = await authenticateOrFail(req);
         (req as { caller?: Caller }).caller = caller;
         const status = feed.status();
         if (status.failClosed)
@@ -344,8 +352,8 @@ export async function startAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
     }),
     ...(opts.auditDecisions ? { decisions: opts.auditDecisions } : {}),
     region,
-    authorize: (req, action, resource) => {
-      const caller = authenticateOrFail(req);
+    authorize: async (req, action, resource) => {
+      const caller = await authenticateOrFail(req);
       (req as { caller?: Caller }).caller = caller;
       if (feed.status().failClosed)
         throw new StoreUnavailableError(
@@ -367,8 +375,8 @@ export async function startAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
     },
   });
 
-  function authenticateOrFail(req: FastifyRequest): Caller {
-    const r = authenticate(
+  async function authenticateOrFail(req: FastifyRequest): Promise<Caller> {
+    const r = await authenticate(
       {
         method: req.method,
         url: req.raw.url ?? req.url,
@@ -381,7 +389,9 @@ export async function startAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
     );
     if (!r.ok) {
       metrics.authFailures.inc({ code: r.code });
-      throw Object.assign(new Error(r.message), { statusCode: 401, code: r.code, authFailure: true });
+      // A shared nonce store that cannot be reached is the server's trouble, not the caller's.
+      const statusCode = r.code === "NonceStoreUnavailable" ? 503 : 401;
+      throw Object.assign(new Error(r.message), { statusCode, code: r.code, authFailure: true });
     }
     return {
       principal: r.credential.principal,

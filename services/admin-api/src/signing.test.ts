@@ -42,7 +42,7 @@ function signed(
 }
 const verify = (r: RawRequest, nonces = new NonceCache(), now = NOW) =>
   authenticate(r, resolve, nonces, { maxClockSkewMs: SKEW, now });
-const codeOf = (r: ReturnType<typeof verify>) => (r.ok ? "ok" : r.code);
+const codeOf = (r: Awaited<ReturnType<typeof verify>>) => (r.ok ? "ok" : r.code);
 
 describe("canonical form", () => {
   it("sorts and re-encodes the query per RFC 3986", () => {
@@ -87,56 +87,60 @@ describe("canonical form", () => {
 });
 
 describe("authenticate", () => {
-  it("accepts a correctly signed request and names its principal", () => {
-    const r = verify(signed());
+  it("accepts a correctly signed request and names its principal", async () => {
+    const r = await verify(signed());
     expect(r.ok && r.credential.accessKeyId).toBe("LTAIkey");
   });
-  it("refuses a request signed with another secret", () => {
-    expect(codeOf(verify(signed({ secret: "wrong" })))).toBe("SignatureDoesNotMatch");
+  it("refuses a request signed with another secret", async () => {
+    expect(codeOf(await verify(signed({ secret: "wrong" })))).toBe("SignatureDoesNotMatch");
   });
-  it("refuses any change to method, path, query, body or a signed header", () => {
+  it("refuses any change to method, path, query, body or a signed header", async () => {
     const base = signed();
-    expect(codeOf(verify({ ...base, method: "PUT" }))).toBe("SignatureDoesNotMatch");
-    expect(codeOf(verify({ ...base, url: "/v1/groups?waitEnforced=true" }))).toBe("SignatureDoesNotMatch");
-    expect(codeOf(verify({ ...base, url: "/v1/users?waitEnforced=false" }))).toBe("SignatureDoesNotMatch");
-    expect(codeOf(verify({ ...base, body: Buffer.from('{"userName":"mallory"}') }))).toBe(
+    expect(codeOf(await verify({ ...base, method: "PUT" }))).toBe("SignatureDoesNotMatch");
+    expect(codeOf(await verify({ ...base, url: "/v1/groups?waitEnforced=true" }))).toBe(
+      "SignatureDoesNotMatch",
+    );
+    expect(codeOf(await verify({ ...base, url: "/v1/users?waitEnforced=false" }))).toBe(
+      "SignatureDoesNotMatch",
+    );
+    expect(codeOf(await verify({ ...base, body: Buffer.from('{"userName":"mallory"}') }))).toBe(
       "ContentHashMismatch",
     );
-    expect(codeOf(verify({ ...base, headers: { ...base.headers, host: "evil:1" } }))).toBe(
+    expect(codeOf(await verify({ ...base, headers: { ...base.headers, host: "evil:1" } }))).toBe(
       "SignatureDoesNotMatch",
     );
     const rehashed = { ...base.headers, "x-pc-content-sha256": sha256Hex("{}") };
-    expect(codeOf(verify({ ...base, headers: rehashed, body: Buffer.from("{}") }))).toBe(
+    expect(codeOf(await verify({ ...base, headers: rehashed, body: Buffer.from("{}") }))).toBe(
       "SignatureDoesNotMatch",
     );
   });
-  it("refuses a stale or future timestamp beyond the skew, accepts one within it", () => {
-    expect(codeOf(verify(signed({ date: new Date(NOW - SKEW - 1000) })))).toBe("RequestExpired");
-    expect(codeOf(verify(signed({ date: new Date(NOW + SKEW + 1000) })))).toBe("RequestExpired");
-    expect(codeOf(verify(signed({ date: new Date(NOW - SKEW + 1000) })))).toBe("ok");
+  it("refuses a stale or future timestamp beyond the skew, accepts one within it", async () => {
+    expect(codeOf(await verify(signed({ date: new Date(NOW - SKEW - 1000) })))).toBe("RequestExpired");
+    expect(codeOf(await verify(signed({ date: new Date(NOW + SKEW + 1000) })))).toBe("RequestExpired");
+    expect(codeOf(await verify(signed({ date: new Date(NOW - SKEW + 1000) })))).toBe("ok");
   });
-  it("refuses a replayed request within the window", () => {
+  it("refuses a replayed request within the window", async () => {
     const nonces = new NonceCache();
     const r = signed();
-    expect(codeOf(verify(r, nonces))).toBe("ok");
-    const again = verify(r, nonces, NOW + 1000);
+    expect(codeOf(await verify(r, nonces))).toBe("ok");
+    const again = await verify(r, nonces, NOW + 1000);
     expect(codeOf(again)).toBe("ReplayedRequest");
     expect(!again.ok && again.message).toMatch(/already used/);
     // Another nonce is fine.
-    expect(codeOf(verify(signed(), nonces))).toBe("ok");
+    expect(codeOf(await verify(signed(), nonces))).toBe("ok");
   });
-  it("a wrongly signed request does not burn its nonce", () => {
+  it("a wrongly signed request does not burn its nonce", async () => {
     const nonces = new NonceCache();
     const nonce = "n".repeat(20);
-    expect(codeOf(verify(signed({ nonce, secret: "wrong" }), nonces))).toBe("SignatureDoesNotMatch");
-    expect(codeOf(verify(signed({ nonce }), nonces))).toBe("ok");
+    expect(codeOf(await verify(signed({ nonce, secret: "wrong" }), nonces))).toBe("SignatureDoesNotMatch");
+    expect(codeOf(await verify(signed({ nonce }), nonces))).toBe("ok");
   });
-  it("refuses unsigned requests, bad nonces, bad dates, unknown and inactive keys", () => {
+  it("refuses unsigned requests, bad nonces, bad dates, unknown and inactive keys", async () => {
     const base = signed();
     const { authorization: _, ...unsigned } = base.headers;
-    expect(codeOf(verify({ ...base, headers: unsigned }))).toBe("MissingAuthentication");
-    expect(codeOf(verify(signed({ nonce: "short" })))).toBe("InvalidNonce");
-    expect(codeOf(verify({ ...base, headers: { ...base.headers, "x-pc-date": "yesterday" } }))).toBe(
+    expect(codeOf(await verify({ ...base, headers: unsigned }))).toBe("MissingAuthentication");
+    expect(codeOf(await verify(signed({ nonce: "short" })))).toBe("InvalidNonce");
+    expect(codeOf(await verify({ ...base, headers: { ...base.headers, "x-pc-date": "yesterday" } }))).toBe(
       "InvalidTimestamp",
     );
     const other = {
@@ -146,8 +150,8 @@ describe("authenticate", () => {
         authorization: String(base.headers.authorization).replace("LTAIkey", "LTAIother"),
       },
     };
-    expect(codeOf(verify(other))).toBe("InvalidAccessKeyId.NotFound");
-    const inactive = authenticate(base, () => ({ ...cred, usable: false }), new NonceCache(), {
+    expect(codeOf(await verify(other))).toBe("InvalidAccessKeyId.NotFound");
+    const inactive = await authenticate(base, () => ({ ...cred, usable: false }), new NonceCache(), {
       maxClockSkewMs: SKEW,
       now: NOW,
     });

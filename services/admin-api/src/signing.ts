@@ -203,14 +203,35 @@ export function isValidNonce(n: string): boolean {
   return NONCE_RE.test(n);
 }
 
+/** A nonce check's answer: first use, seen before (and not expired), or no room to remember it. */
+export type NonceVerdict = "ok" | "replayed" | "full";
+
 /**
- * Nonces seen within the clock-skew window, per AccessKey: a signed request is
- * accepted once. An entry lives until its request's timestamp leaves the
+ * Where the nonces of signed requests are remembered while their timestamps
+ * are within the clock-skew window. One admin process: {@link NonceCache}.
+ * Several admin processes behind one store must share one (SqliteNonceStore
+ * for a shared data dir, JetStreamNonceStore when distributed), or a request
+ * replayed to another process would be accepted there.
+ */
+export interface NonceStore {
+  /** Record `nonce` for `accessKeyId` until `expiresAt` (epoch ms), atomically with the check. */
+  check(
+    accessKeyId: string,
+    nonce: string,
+    expiresAt: number,
+    now?: number,
+  ): NonceVerdict | Promise<NonceVerdict>;
+  close?(): void | Promise<void>;
+}
+
+/**
+ * Nonces seen within the clock-skew window, per AccessKey, in this process: a
+ * signed request is accepted once. An entry lives until its request's timestamp leaves the
  * window (after that the timestamp check refuses the request anyway).
  * Bounded: when `maxEntries` unexpired nonces are held, new requests are
  * refused rather than an unexpired nonce forgotten (which would open a replay).
  */
-export class NonceCache {
+export class NonceCache implements NonceStore {
   readonly #seen = new Map<string, number>();
   readonly #maxEntries: number;
   #lastPrune = 0;
@@ -228,7 +249,7 @@ export class NonceCache {
    * Record `nonce` for `accessKeyId` until `expiresAt` (epoch ms). Returns
    * `"ok"`, `"replayed"` when it was seen and has not expired, or `"full"`.
    */
-  check(accessKeyId: string, nonce: string, expiresAt: number, now = Date.now()): "ok" | "replayed" | "full" {
+  check(accessKeyId: string, nonce: string, expiresAt: number, now = Date.now()): NonceVerdict {
     const k = `${accessKeyId}\n${nonce}`;
     const seen = this.#seen.get(k);
     if (seen !== undefined && seen >= now) return "replayed";
