@@ -50,6 +50,9 @@ export class SqliteNonceStore implements NonceStore {
   static open(path: string, opts: { maxEntries?: number } = {}): SqliteNonceStore {
     const db = new Database(path);
     db.pragma("journal_mode = WAL");
+    // No fsync per request: a nonce lost in an OS crash could only be replayed within the
+    // minutes of its window, and every signed request would otherwise wait for the disk.
+    db.pragma("synchronous = NORMAL");
     db.pragma("busy_timeout = 5000");
     db.exec("CREATE TABLE IF NOT EXISTS nonces (k TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID");
     return new SqliteNonceStore(db, opts.maxEntries ?? 200_000);
