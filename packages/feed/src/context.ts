@@ -28,13 +28,40 @@ export function extendContext(
   return Object.assign(Object.create(base) as Record<string, unknown>, props) as RequestContext;
 }
 
+let isoMs = -1;
+let isoText = "";
+
+/** Now as an ISO 8601 string, formatted once per millisecond (decision records ask per message). */
+export function nowIso(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
+
+/** The record form of each (long-lived) session context, for the millisecond it was made in. */
+const recorded = new WeakMap<RequestContext, { ms: number; out: RequestContext }>();
+
 /**
  * A context as plain data for a decision record (own and inherited keys), with
  * the time of the decision as an ISO 8601 string, so the audit can re-decide it.
+ * Frozen, and shared by the records of one context within one millisecond, so a
+ * decision log encodes it once for all of them (at high message rates most
+ * records are allows of a few sessions).
  */
 export function recordContext(ctx: RequestContext): RequestContext {
+  const ms = Date.now();
+  const hit = recorded.get(ctx);
+  if (hit !== undefined && hit.ms === ms) return hit.out;
   const out: Record<string, unknown> = {};
   for (const k in ctx) out[k] = ctx[k];
-  out["acs:CurrentTime"] = new Date().toISOString();
-  return out as RequestContext;
+  out["acs:CurrentTime"] = nowIso();
+  const frozen = Object.freeze(out) as RequestContext;
+  if (hit !== undefined) {
+    hit.ms = ms;
+    hit.out = frozen;
+  } else recorded.set(ctx, { ms, out: frozen });
+  return frozen;
 }

@@ -1,6 +1,6 @@
 /** @portcullis/feed — the live projection an edge follows, credentials, and edge position reports (SPEC §6). */
 
-export { clockContext, extendContext, recordContext } from "./context.ts";
+export { clockContext, extendContext, nowIso, recordContext } from "./context.ts";
 export type { Credential } from "./credentials.ts";
 export { CredentialResolver } from "./credentials.ts";
 export type { DecisionRecord, DecisionSink } from "./decision-record.ts";

@@ -19,7 +19,7 @@ import type { Socket } from "node:net";
 import net from "node:net";
 import tls from "node:tls";
 import type { CredentialResolver, DecisionSink, LiveProjection } from "@portcullis/feed";
-import { clockContext, extendContext, recordContext } from "@portcullis/feed";
+import { clockContext, extendContext, nowIso, recordContext } from "@portcullis/feed";
 import type { ArnScope, Decision, RequestContext } from "@portcullis/policy";
 import { type PrincipalRef, principalKey } from "@portcullis/projection";
 import type { Logger } from "pino";
@@ -1117,7 +1117,7 @@ export class EdgeConnection {
     if (core.onDecision && !failClosed && (d.decision !== "Allow" || a === true || (a !== false && a()))) {
       try {
         core.onDecision({
-          time: new Date().toISOString(),
+          time: nowIso(),
           edgeId: core.edgeId,
           protocol: "amqp",
           principal: this.#principalKey!,

@@ -42,7 +42,7 @@ import type {
   FeedStatus,
   LiveProjection,
 } from "@portcullis/feed";
-import { recordContext } from "@portcullis/feed";
+import { nowIso, recordContext } from "@portcullis/feed";
 import {
   type ArnScope,
   type DecidingStatement,
@@ -1076,7 +1076,7 @@ class EdgeCore implements MqttEdge {
 
   #record(s: Session, d: Decision, context: RequestContext): DecisionRecord {
     return {
-      time: new Date().toISOString(),
+      time: nowIso(),
       edgeId: this.edgeId,
       protocol: "mqtt",
       principal: s.principalKey,
