@@ -25,6 +25,8 @@ const ERRORS: Record<string, string> = {
   "409":
     "name conflict, limit exceeded or delete conflict (`EntityAlreadyExists.*`, `LimitExceeded.*`, `DeleteConflict.*`)",
   "413": "the request body is too large",
+  "503":
+    "the event feed is fail-closed or the store unavailable (`ServiceUnavailable`), or the shared nonce store cannot be reached (`NonceStoreUnavailable`)",
 };
 
 /** Build the OpenAPI document of these routes. */
