@@ -148,7 +148,13 @@ export function decodeRecorded(
       { cause: err },
     );
   }
-  return { ...e, stream: where.stream, revision: where.revision, position: where.position };
+  // validateEvent returns a new object: give it the store's coordinates in place (a copy per
+  // event is measurable in a replay of a million).
+  const r = e as DomainEvent & { stream: string; revision: number; position: number };
+  r.stream = where.stream;
+  r.revision = where.revision;
+  r.position = where.position;
+  return r as RecordedEvent;
 }
 
 /** Milliseconds since the epoch of `untilTime`, or undefined when absent. */

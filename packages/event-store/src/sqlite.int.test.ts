@@ -141,6 +141,19 @@ describe("sqlite adapter on a file", () => {
     insert.run(3, 2, "bad-1", "UserCreated", 1, acct, JSON.stringify({ actor: root, data: {} }));
     const all = store.readAll({ from: 3 })[Symbol.asyncIterator]();
     await expect(all.next()).rejects.toThrow(/event at position 3 does not validate/);
+    // Payloads that are not a JSON object: a clear error naming the position, never a TypeError.
+    for (const [pos, payload, why] of [
+      [4, "null", /position 4 is not a JSON object/],
+      [5, "[1,2]", /position 5 is not a JSON object/],
+      [6, "{oops", /position 6 is not JSON/],
+    ] as const) {
+      insert.run(pos, pos - 1, `bad-${pos}`, "UserCreated", 1, acct, payload);
+      const it = store.readAll({ from: pos })[Symbol.asyncIterator]();
+      await expect(it.next()).rejects.toThrow(why);
+      await expect(store.readAll({ from: pos })[Symbol.asyncIterator]().next()).rejects.toThrow(
+        EventStoreError,
+      );
+    }
   });
 
   it("works on :memory: too", async () => {

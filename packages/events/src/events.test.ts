@@ -74,9 +74,13 @@ describe("event catalog", () => {
       topic: "T",
       perm: "PUB+SUB",
     });
+    const before = structuredClone(old);
     const e = validateEvent(old);
     expect(e.schemaVersion).toBe(2);
     expect(e.data).toEqual({ userId: "u", instanceId: "mqtt-local", topic: "T", perms: ["PUB", "SUB"] });
+    // A new object: the input is left as it was (validation builds its result in its own copy).
+    expect(e).not.toBe(old);
+    expect(old).toEqual(before);
   });
 });
 

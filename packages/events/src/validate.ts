@@ -88,9 +88,10 @@ export function validateEvent(e: unknown): DomainEvent {
       })),
     );
   }
-  return {
-    ...env.data,
-    schemaVersion: CURRENT_SCHEMA_VERSION[env.data.type],
-    data: parsed.data,
-  } as DomainEvent;
+  // zod's output is a new object: bring it to the current version in place (a copy per event
+  // is measurable in a replay of a million).
+  const out = env.data as Record<string, unknown>;
+  out.schemaVersion = CURRENT_SCHEMA_VERSION[env.data.type];
+  out.data = parsed.data;
+  return out as unknown as DomainEvent;
 }

@@ -303,15 +303,15 @@ export class SqliteEventStore implements EventStore {
     } catch (err) {
       throw new EventStoreError(`sqlite: payload at position ${row.position} is not JSON`, { cause: err });
     }
-    const envelope = {
-      ...body,
-      id: row.id,
-      type: row.type,
-      schemaVersion: row.schema_version,
-      accountId: row.account_id,
-      occurredAt: row.occurred_at,
-    };
-    return decodeRecorded(this.adapter, envelope, row);
+    if (typeof body !== "object" || body === null || Array.isArray(body))
+      throw new EventStoreError(`sqlite: payload at position ${row.position} is not a JSON object`);
+    // The parsed payload is ours: complete it into the envelope in place.
+    body.id = row.id;
+    body.type = row.type;
+    body.schemaVersion = row.schema_version;
+    body.accountId = row.account_id;
+    body.occurredAt = row.occurred_at;
+    return decodeRecorded(this.adapter, body, row);
   }
 
   /** Run a read, mapping SQLite failures to StoreUnavailableError. */
