@@ -69,18 +69,26 @@ CREATE TABLE IF NOT EXISTS events (
 ) STRICT;
 `;
 
-/** One row of `events`. */
-interface EventRow {
-  position: number;
-  stream: string;
-  revision: number;
-  id: string;
-  type: string;
-  schema_version: number;
-  account_id: string;
-  occurred_at: string;
-  payload: string;
-}
+/**
+ * One row of `events` as the read statements return it: `.raw()` arrays of the
+ * {@link ROW_COLUMNS} in order (about half the cost of an object per row, which
+ * shows in a replay of a million events).
+ */
+type EventRow = [
+  position: number,
+  stream: string,
+  revision: number,
+  id: string,
+  type: string,
+  schemaVersion: number,
+  accountId: string,
+  occurredAt: string,
+  payload: string,
+];
+const ROW_COLUMNS = "position, stream, revision, id, type, schema_version, account_id, occurred_at, payload";
+const [POSITION, STREAM, REVISION, ID, TYPE, SCHEMA_VERSION, ACCOUNT_ID, OCCURRED_AT, PAYLOAD] = [
+  0, 1, 2, 3, 4, 5, 6, 7, 8,
+] as const;
 
 type Statement<P extends unknown[], R = unknown> = Database.Statement<P, R>;
 
@@ -112,17 +120,21 @@ export class SqliteEventStore implements EventStore {
     this.#streamRevision = db
       .prepare<[string], number>("SELECT coalesce(max(revision), -1) FROM events WHERE stream = ?")
       .pluck();
-    this.#byId = db.prepare<[string], EventRow>("SELECT * FROM events WHERE id = ?");
+    this.#byId = db.prepare<[string], EventRow>(`SELECT ${ROW_COLUMNS} FROM events WHERE id = ?`).raw(true);
     this.#insert = db.prepare(
       `INSERT INTO events (position, stream, revision, id, type, schema_version, account_id, occurred_at, payload)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.#pageAll = db.prepare<[number, number, number], EventRow>(
-      "SELECT * FROM events WHERE position >= ? AND position <= ? ORDER BY position LIMIT ?",
-    );
-    this.#pageStream = db.prepare<[string, number, number, number], EventRow>(
-      "SELECT * FROM events WHERE stream = ? AND revision >= ? AND revision <= ? ORDER BY revision LIMIT ?",
-    );
+    this.#pageAll = db
+      .prepare<[number, number, number], EventRow>(
+        `SELECT ${ROW_COLUMNS} FROM events WHERE position >= ? AND position <= ? ORDER BY position LIMIT ?`,
+      )
+      .raw(true);
+    this.#pageStream = db
+      .prepare<[string, number, number, number], EventRow>(
+        `SELECT ${ROW_COLUMNS} FROM events WHERE stream = ? AND revision >= ? AND revision <= ? ORDER BY revision LIMIT ?`,
+      )
+      .raw(true);
     const tx = db.transaction((stream: string, expected: ExpectedRevision, events: DomainEvent[]) =>
       this.#appendLocked(stream, expected, events),
     );
@@ -196,9 +208,9 @@ export class SqliteEventStore implements EventStore {
       if (rows.length === 0) return;
       for (const row of rows) {
         // INVARIANT: revisions are gapless in a stream (UNIQUE + checked append).
-        if (row.revision !== next)
+        if (row[REVISION] !== next)
           throw new EventStoreError(
-            `sqlite: stream \`${stream}\` has revision ${row.revision} where ${next} was expected`,
+            `sqlite: stream \`${stream}\` has revision ${row[REVISION]} where ${next} was expected`,
           );
         yield this.#decode(row);
         next++;
@@ -218,9 +230,9 @@ export class SqliteEventStore implements EventStore {
       if (rows.length === 0) return;
       for (const row of rows) {
         // INVARIANT: positions are gapless (assigned head+1… inside the write transaction).
-        if (row.position !== next)
-          throw new EventStoreError(`sqlite: position ${row.position} where ${next} was expected`);
-        if (until !== undefined && Date.parse(row.occurred_at) > until) return;
+        if (row[POSITION] !== next)
+          throw new EventStoreError(`sqlite: position ${row[POSITION]} where ${next} was expected`);
+        if (until !== undefined && Date.parse(row[OCCURRED_AT]) > until) return;
         yield this.#decode(row);
         next++;
       }
@@ -297,21 +309,22 @@ export class SqliteEventStore implements EventStore {
   }
 
   #decode(row: EventRow): RecordedEvent {
+    const position = row[POSITION];
     let body: Record<string, unknown>;
     try {
-      body = JSON.parse(row.payload) as Record<string, unknown>;
+      body = JSON.parse(row[PAYLOAD]) as Record<string, unknown>;
     } catch (err) {
-      throw new EventStoreError(`sqlite: payload at position ${row.position} is not JSON`, { cause: err });
+      throw new EventStoreError(`sqlite: payload at position ${position} is not JSON`, { cause: err });
     }
     if (typeof body !== "object" || body === null || Array.isArray(body))
-      throw new EventStoreError(`sqlite: payload at position ${row.position} is not a JSON object`);
+      throw new EventStoreError(`sqlite: payload at position ${position} is not a JSON object`);
     // The parsed payload is ours: complete it into the envelope in place.
-    body.id = row.id;
-    body.type = row.type;
-    body.schemaVersion = row.schema_version;
-    body.accountId = row.account_id;
-    body.occurredAt = row.occurred_at;
-    return decodeRecorded(this.adapter, body, row);
+    body.id = row[ID];
+    body.type = row[TYPE];
+    body.schemaVersion = row[SCHEMA_VERSION];
+    body.accountId = row[ACCOUNT_ID];
+    body.occurredAt = row[OCCURRED_AT];
+    return decodeRecorded(this.adapter, body, { stream: row[STREAM], revision: row[REVISION], position });
   }
 
   /** Run a read, mapping SQLite failures to StoreUnavailableError. */
