@@ -82,7 +82,8 @@ async function replayTimed(store: SqliteEventStore, p: Projection, to?: number) 
   let events = 0;
   const flush = () => {
     const t = performance.now();
-    for (const e of buf) p.apply(e);
+    // As the feed's catch-up applies events (nothing listens yet): quiet.
+    for (const e of buf) p.apply(e, { quiet: true });
     applyMs += performance.now() - t;
     events += buf.length;
     buf.length = 0;

@@ -242,7 +242,9 @@ export class LiveProjection {
 
   #applyOne(e: RecordedEvent): void {
     if (e.position <= this.position) return;
-    const affected = this.projection.apply(e);
+    // Nobody listens yet (a catch-up before the edges start): the projection may skip
+    // collecting the principals a policy change reaches (a fifth of a replay's work).
+    const affected = this.projection.apply(e, { quiet: this.#applied.size === 0 });
     this.#lastContactAt = Date.now();
     if (this.#head === undefined || e.position > this.#head) this.#head = e.position;
     if (this.position >= (this.#head ?? 0)) this.#lagSince = 0;

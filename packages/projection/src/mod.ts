@@ -1,9 +1,9 @@
 /** @portcullis/projection — the in-memory projection of the event log (SPEC §2, §6). */
 
-export type { Affected } from "./evolve.ts";
+export type { Affected, EvolveOptions } from "./evolve.ts";
 export { evolve, noneAffected, usersWithPolicy } from "./evolve.ts";
 export type { ProjectionOptions, ResolvedKey } from "./projection.ts";
-export { Projection } from "./projection.ts";
+export { type ApplyOptions, Projection } from "./projection.ts";
 export type { EventSource, ReplayTarget } from "./replay.ts";
 export { replay } from "./replay.ts";
 export type { Snapshot } from "./snapshot.ts";

@@ -69,6 +69,16 @@ const EMPTY: readonly never[] = Object.freeze([]);
 /** Validation in the projection only normalises: limits are the writer's business (the log is the truth). */
 const NO_LIMITS = { maxDocumentChars: Number.POSITIVE_INFINITY };
 
+/** Options of {@link Projection.apply}. */
+export interface ApplyOptions {
+  /**
+   * The caller does not read the principals reached through a policy change (a
+   * catch-up nobody listens to): they are not collected, and every cached policy
+   * set is forgotten instead. Default false.
+   */
+  quiet?: boolean;
+}
+
 /** The in-memory projection of the event log. */
 export class Projection {
   readonly state: State;
@@ -96,16 +106,22 @@ export class Projection {
    * Apply the next event. Returns what it affected.
    * INVARIANT: events arrive in position order; an event at or below the current position is ignored.
    */
-  apply(event: RecordedEvent): Affected {
+  apply(event: RecordedEvent, opts: ApplyOptions = {}): Affected {
     if (event.position <= this.state.position) {
       return { principals: new Set(), accessKeys: new Set(), policies: new Set(), resources: new Set() };
     }
     const e = (
       this.opts.validate === false ? event : { ...event, ...validateEvent(event) }
     ) as RecordedEvent & DomainEvent;
-    const affected = evolve(this.state, e);
+    const quiet = opts.quiet === true;
+    const affected = evolve(this.state, e, quiet ? { policyUsers: false } : {});
     for (const k of affected.policies) this.compiled.delete(k);
-    for (const p of affected.principals) this.sets.delete(p);
+    // INVARIANT: no cached policy set survives a change to it. Quiet, `principals` may lack
+    // the users a policy change reached: forget every cached set instead (during a catch-up
+    // there are none).
+    if (quiet) {
+      if (this.sets.size > 0) this.sets.clear();
+    } else for (const p of affected.principals) this.sets.delete(p);
     return affected;
   }
 

@@ -181,6 +181,36 @@ describe("projection properties", { timeout: TEST_TIMEOUT }, () => {
     cacheProperty("union"),
   );
 
+  it("(c) quiet apply (a catch-up nobody listens to): the same state, and no stale cached decision", async () => {
+    await check(
+      "(c) quiet",
+      fc.property(
+        historyArb({ shorthandDocuments: true }),
+        requests,
+        fc.array(fc.boolean(), { minLength: 1 }),
+        (h, reqs, quietPattern) => {
+          const loud = new Projection();
+          const quiet = new Projection();
+          h.events.forEach((e, i) => {
+            reqs.forEach((r) => ask(quiet, r)); // warm its cache before every event
+            loud.apply(e);
+            const aff = quiet.apply(e, { quiet: quietPattern[i % quietPattern.length]! });
+            for (const k of aff.accessKeys) expect(h.accessKeyIds).toContain(k);
+            for (const r of reqs)
+              expectSame(
+                ask(quiet, r),
+                ask(quiet, r, false),
+                () => `quiet after #${e.position}: ${label(r)}`,
+              );
+          });
+          expect(json(quiet)).toBe(json(loud));
+          for (const r of reqs) expectSame(ask(quiet, r), ask(loud, r), () => label(r));
+        },
+      ),
+      250,
+    );
+  });
+
   it("(g) incoherent logs (valid events a decider never writes): no stale decision, snapshot round trip = live", async () => {
     await check(
       "(g)",
