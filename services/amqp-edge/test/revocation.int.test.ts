@@ -9,7 +9,7 @@ import { LiveProjection } from "@portcullis/feed";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROTOCOL_HEADER } from "../src/codec/constants.ts";
 import { type AmqpEdge, amqpPassword, amqpUsername } from "../src/mod.ts";
-import { contentHeaderFrame, RawClient, rawFrame } from "./raw-client.ts";
+import { contentHeaderFrame, RawClient, type RawLogin, rawFrame } from "./raw-client.ts";
 import { connect, createVhost, direct, edgeFor, until, World } from "./world.ts";
 
 let world: World;
@@ -38,6 +38,15 @@ async function consumer(q: string): Promise<{ name: string; key: string }> {
   await world.grant(name, `${name}-consume`, consumeDoc(q));
   return { name, key: await world.key(name) };
 }
+
+/** A raw client logged in through the edge with an AccessKey of `world`, on the test vhost. */
+const loginAs = (key: string, extra: Partial<RawLogin> = {}) =>
+  RawClient.login(edge.port, {
+    username: amqpUsername("amqp-local", key),
+    password: amqpPassword(world.secrets.get(key)!),
+    vhost: V,
+    ...extra,
+  });
 
 async function fill(q: string, count: number): Promise<string[]> {
   const d = await direct(V);
@@ -82,12 +91,7 @@ describe("revocation corner cases", () => {
     const q = "rc-nocaps";
     await fill(q, 3);
     const c = await consumer(q);
-    const raw = await RawClient.login(edge.port, {
-      username: amqpUsername("amqp-local", c.key),
-      password: amqpPassword(world.secrets.get(c.key)!),
-      vhost: V,
-      capabilities: {},
-    });
+    const raw = await loginAs(c.key, { capabilities: {} });
     raw.method(1, "channel.open");
     raw.method(1, "basic.consume", { queue: q, consumerTag: "c1" });
     await until(
@@ -125,11 +129,7 @@ describe("revocation corner cases", () => {
     await pch.waitForConfirms();
     const c = await consumer(q);
     const before = await requeuedSoFar();
-    const raw = await RawClient.login(edge.port, {
-      username: amqpUsername("amqp-local", c.key),
-      password: amqpPassword(world.secrets.get(c.key)!),
-      vhost: V,
-    });
+    const raw = await loginAs(c.key);
     raw.method(1, "channel.open");
     raw.method(1, "basic.consume", { queue: q, consumerTag: q, noAck });
     await raw.next((f) => f.method === "basic.deliver");
@@ -193,11 +193,7 @@ describe("revocation corner cases", () => {
         { Effect: "Allow", Action: ["amqp:BasicPublish"], Resource: [res("/exchanges/amq.default/*")] },
       ],
     });
-    const raw = await RawClient.login(edge.port, {
-      username: amqpUsername("amqp-local", c.key),
-      password: amqpPassword(world.secrets.get(c.key)!),
-      vhost: V,
-    });
+    const raw = await loginAs(c.key);
     raw.method(1, "channel.open");
     raw.method(1, "basic.consume", { queue: q, consumerTag: "mid" });
     expect(await raw.next((f) => f.method === "basic.consume-ok", 5_000)).toBeDefined();
@@ -239,11 +235,7 @@ describe("revocation corner cases", () => {
     for (let i = 0; i < total; i++) pch.sendToQueue(q, Buffer.alloc(64 * 1024, 7));
     await pch.waitForConfirms();
     const c = await consumer(q);
-    const raw = await RawClient.login(edge.port, {
-      username: amqpUsername("amqp-local", c.key),
-      password: amqpPassword(world.secrets.get(c.key)!),
-      vhost: V,
-    });
+    const raw = await loginAs(c.key);
     raw.method(1, "channel.open");
     raw.method(1, "basic.consume", { queue: q, consumerTag: "race" });
     await raw.next((f) => f.method === "basic.deliver");
