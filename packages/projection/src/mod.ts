@@ -7,7 +7,7 @@ export { type ApplyOptions, Projection } from "./projection.ts";
 export type { EventSource, ReplayTarget } from "./replay.ts";
 export { replay } from "./replay.ts";
 export type { Snapshot } from "./snapshot.ts";
-export { restoreState, SNAPSHOT_FORMAT, snapshotState } from "./snapshot.ts";
+export { restoreState, SNAPSHOT_FORMAT, snapshotState, USER_FIELDS } from "./snapshot.ts";
 export type {
   AccessKey,
   Account,

@@ -63,7 +63,8 @@ const ACCOUNT_FIELDS = fieldsOf(
   "topics",
   "groupIds",
 );
-const USER_FIELDS = fieldsOf(
+/** The fields of a `User` object; codecs of users check against it (they must grow with the state). */
+export const USER_FIELDS: ReadonlySet<string> = fieldsOf(
   "userId",
   "userName",
   "displayName",

@@ -21,18 +21,7 @@
  * another field makes `encodeUser` throw (the codec must grow with the state).
  */
 import type { RecordedEvent } from "@portcullis/events";
-import type { Account, Group, State, User } from "@portcullis/projection";
-
-const USER_FIELDS = new Set([
-  "userId",
-  "userName",
-  "displayName",
-  "disabled",
-  "groups",
-  "policies",
-  "accessKeys",
-  "consoleGrants",
-]);
+import { type Account, type Group, type State, USER_FIELDS, type User } from "@portcullis/projection";
 
 /** The row of a user (JSON text; equal users give equal text). */
 export function encodeUser(u: User): string {
