@@ -31,7 +31,7 @@ import { MemoryEventStore } from "@portcullis/event-store";
 import { SecretBox } from "@portcullis/events";
 import { CredentialResolver, InProcessPositionBoard, LiveProjection } from "@portcullis/feed";
 import { type MqttEdge, type RevocationRecord, startMqttEdge } from "@portcullis/mqtt-edge";
-import { freePort } from "@portcullis/testkit";
+import { freePort, mqttConnect, mqttPacket, mqttString } from "@portcullis/testkit";
 import { Aedes } from "aedes";
 import pino from "pino";
 import { type Benchmark, fmtInt, fmtRatio, isMain, quantile, table, target } from "./harness.ts";
@@ -54,22 +54,9 @@ const REVOCATIONS = 250;
 // ---------------------------------------------------------------------------------------------
 // A minimal MQTT 3.1.1 client over raw TCP (OASIS MQTT 3.1.1 §2–§3): enough for the load.
 
-const varint = (n: number): number[] => {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-};
-const str = (s: string): Buffer => {
-  const b = Buffer.from(s, "utf8");
-  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 255]), b]);
-};
-const frame = (first: number, body: Buffer): Buffer =>
-  Buffer.concat([Buffer.from([first, ...varint(body.length)]), body]);
+// The packet encoder is @portcullis/testkit's.
+const str = mqttString;
+const frame = mqttPacket;
 
 /** Credentials of one client. */
 interface Cred {
@@ -78,21 +65,8 @@ interface Cred {
   password?: string;
 }
 
-function connectPacket(c: Cred): Buffer {
-  let flags = 0x02; // clean session
-  if (c.username !== undefined) flags |= 0x80;
-  if (c.password !== undefined) flags |= 0x40;
-  return frame(
-    0x10,
-    Buffer.concat([
-      str("MQTT"),
-      Buffer.from([4, flags, 0, 0]),
-      str(c.clientId),
-      ...(c.username !== undefined ? [str(c.username)] : []),
-      ...(c.password !== undefined ? [str(c.password)] : []),
-    ]),
-  );
-}
+const connectPacket = (c: Cred): Buffer =>
+  mqttConnect(c.clientId, { username: c.username, password: c.password });
 
 /** A PUBLISH template; for QoS 1 the packet id sits at `idOffset`. */
 function publishTemplate(topic: string, payload: Buffer, qos: 0 | 1): { bytes: Buffer; idOffset: number } {

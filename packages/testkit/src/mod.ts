@@ -1,5 +1,7 @@
 // Public API of @portcullis/testkit: fixtures that start real servers for tests.
 
+export type { MqttConnectOptions } from "./mqtt-wire.ts";
+export { mqttConnect, mqttPacket, mqttString, mqttVarint } from "./mqtt-wire.ts";
 export type { NatsServer, NatsServerOptions } from "./nats-server.ts";
 export { freePort, NatsServerError, startNatsServer } from "./nats-server.ts";
 export type { RabbitMqNode } from "./rabbitmq.ts";

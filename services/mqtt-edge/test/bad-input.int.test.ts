@@ -5,48 +5,18 @@
  * serving everyone else. Raw bytes over TCP, so nothing is tidied up by a client library.
  */
 import { connect as netConnect, type Socket } from "node:net";
+import { mqttConnect, mqttPacket, mqttString, mqttVarint } from "@portcullis/testkit";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { MqttEdge } from "../src/mod.ts";
 import { mqttPassword, mqttUsername } from "../src/mod.ts";
 import { Inbox, type Key, World } from "./world.ts";
 
-// --- a tiny MQTT 3.1.1 encoder (OASIS MQTT 3.1.1 §2, §3) -------------------------------
-const varint = (n: number): number[] => {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-};
-const str = (s: string | Buffer): Buffer => {
-  const b = typeof s === "string" ? Buffer.from(s, "utf8") : s;
-  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 255]), b]);
-};
-const packet = (first: number, body: Buffer): Buffer =>
-  Buffer.concat([Buffer.from([first, ...varint(body.length)]), body]);
-const connectPacket = (
-  clientId: string,
-  username?: string,
-  password?: string | Buffer,
-  protocol = "MQTT",
-) => {
-  let flags = 0x02;
-  if (username !== undefined) flags |= 0x80;
-  if (password !== undefined) flags |= 0x40;
-  return packet(
-    0x10,
-    Buffer.concat([
-      str(protocol),
-      Buffer.from([4, flags, 0, 60]),
-      str(clientId),
-      ...(username !== undefined ? [str(username)] : []),
-      ...(password !== undefined ? [str(password)] : []),
-    ]),
-  );
-};
+// --- raw packets (the encoder is @portcullis/testkit's; OASIS MQTT 3.1.1 §2, §3) ---------------
+const varint = mqttVarint;
+const str = mqttString;
+const packet = mqttPacket;
+const connectPacket = (clientId: string, username?: string, password?: string | Buffer, protocol = "MQTT") =>
+  mqttConnect(clientId, { username, password, protocol, keepAliveS: 60 });
 const publishPacket = (topic: string | Buffer, payload: string, qos = 0, id = 1) =>
   packet(
     0x30 | (qos << 1),
