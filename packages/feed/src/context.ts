@@ -31,14 +31,18 @@ export function extendContext(
 let isoMs = -1;
 let isoText = "";
 
-/** Now as an ISO 8601 string, formatted once per millisecond (decision records ask per message). */
-export function nowIso(): string {
-  const ms = Date.now();
+/** `ms` as an ISO 8601 string, formatted once per millisecond (decision records ask per message). */
+function isoAt(ms: number): string {
   if (ms !== isoMs) {
     isoMs = ms;
     isoText = new Date(ms).toISOString();
   }
   return isoText;
+}
+
+/** Now as an ISO 8601 string (see {@link isoAt}). */
+export function nowIso(): string {
+  return isoAt(Date.now());
 }
 
 /** The record form of each (long-lived) session context, for the millisecond it was made in. */
@@ -57,7 +61,7 @@ export function recordContext(ctx: RequestContext): RequestContext {
   if (hit !== undefined && hit.ms === ms) return hit.out;
   const out: Record<string, unknown> = {};
   for (const k in ctx) out[k] = ctx[k];
-  out["acs:CurrentTime"] = nowIso();
+  out["acs:CurrentTime"] = isoAt(ms);
   const frozen = Object.freeze(out) as RequestContext;
   if (hit !== undefined) {
     hit.ms = ms;

@@ -1102,8 +1102,7 @@ class EdgeCore implements MqttEdge {
 
   /** An allow: to the decision log per `logAllows` (`drawn`: the memo path already drew it). */
   #allowed(s: Session, d: Decision, context: RequestContext, drawn = false): void {
-    const a = this.#opts.logAllows;
-    if (a === true || drawn || (a !== undefined && a !== false && a())) this.#sink(s, d, context);
+    if (this.#opts.logAllows === true || drawn || this.#drawAllow?.() === true) this.#sink(s, d, context);
   }
 
   /** A policy denial: decision record and one log line. */
