@@ -28,6 +28,7 @@ import { parseMasterKey, SecretBox } from "@portcullis/events";
 import { CredentialResolver, type DecisionSink, LiveProjection, publishPositions } from "@portcullis/feed";
 import pino, { type Logger } from "pino";
 import { Registry } from "prom-client";
+import { logDenials } from "./decision-sinks.ts";
 import { startFeedFromSnapshots } from "./feed-start.ts";
 import { CliUsageError } from "./io.ts";
 
@@ -164,10 +165,7 @@ async function startBase(
     closers.push(() => decisionLog.close());
     // The edge draws allows before it builds a record and hands over only the ones drawn.
     const edgeLog = decisionLog.edgeOptions();
-    const onDecision: DecisionSink = (r) => {
-      if (r.decision !== "Allow") logger.info({ decisionRecord: r }, "denied");
-      edgeLog.onDecision(r);
-    };
+    const onDecision = logDenials(logger, edgeLog.onDecision);
     return {
       logger,
       registry,

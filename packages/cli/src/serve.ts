@@ -47,6 +47,7 @@ import { startMqttEdge } from "@portcullis/mqtt-edge";
 import pino, { type Logger } from "pino";
 import { Registry } from "prom-client";
 import { takeStartLock } from "./data-lock.ts";
+import { logDenials } from "./decision-sinks.ts";
 import { seedDemo } from "./demo.ts";
 import { startFeedFromSnapshots } from "./feed-start.ts";
 import { type CliIO, CliUsageError } from "./io.ts";
@@ -461,17 +462,11 @@ export async function serve(o: ServeOptions, io: CliIO): Promise<Served> {
       ? (decisionWriter as JetStreamDecisionStore)
       : SqliteDecisionStore.open(join(dir, DATA_DIR_FILES.decisions));
     if (!nc) closers.push(async () => (decisionReader as SqliteDecisionStore).close());
-    const onDecision: DecisionSink = (r) => {
-      if (r.decision !== "Allow") logger.info({ decisionRecord: r }, "denied");
-      decisionLog.sink(r);
-    };
+    const onDecision = logDenials(logger, decisionLog.sink);
     // The edges draw allows before they build a record (sampling costs them nothing
     // for the allows not kept) and hand over only the ones drawn.
     const edgeLog = decisionLog.edgeOptions();
-    const onEdgeDecision: DecisionSink = (r) => {
-      if (r.decision !== "Allow") logger.info({ decisionRecord: r }, "denied");
-      edgeLog.onDecision(r);
-    };
+    const onEdgeDecision = logDenials(logger, edgeLog.onDecision);
 
     // Replay protection shared by every admin process on this store: a signed request is
     // accepted once by all of them (a SQLite file in the data dir; a JetStream stream).
