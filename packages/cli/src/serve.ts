@@ -22,7 +22,7 @@ import {
   SqliteNonceStore,
   startAdminApi,
 } from "@portcullis/admin-api";
-import { startAmqpEdge } from "@portcullis/amqp-edge";
+import { parseUpstreamUrl, startAmqpEdge, upstreamUrlList } from "@portcullis/amqp-edge";
 import {
   type AllowLogging,
   DATA_DIR_FILES,
@@ -163,18 +163,15 @@ export async function onFreePort<T>(
 
 /** Whether any of the (comma-separated) upstream URLs accepts a TCP connection. */
 async function reachable(urls: string, timeoutMs = 1_000): Promise<boolean> {
-  const all = urls.split(",").map((u) => u.trim());
-  const answers = await Promise.all(all.filter((u) => u !== "").map((u) => reachableOne(u, timeoutMs)));
+  const answers = await Promise.all(upstreamUrlList(urls).map((u) => reachableOne(u, timeoutMs)));
   return answers.includes(true);
 }
 
 function reachableOne(url: string, timeoutMs: number): Promise<boolean> {
-  let host = "127.0.0.1";
-  let port = 5672;
+  let host: string;
+  let port: number;
   try {
-    const u = new URL(url);
-    host = u.hostname || host;
-    port = u.port ? Number(u.port) : u.protocol === "amqps:" ? 5671 : 5672;
+    ({ host, port } = parseUpstreamUrl(url));
   } catch {
     return Promise.resolve(false);
   }

@@ -111,6 +111,15 @@ export interface AmqpEdge {
   close(): Promise<void>;
 }
 
+/** The node URLs of an upstream setting: one URL, an array, or a comma-separated list. */
+export function upstreamUrlList(url: string | readonly string[]): string[] {
+  return [url]
+    .flat()
+    .flatMap((u) => u.split(","))
+    .map((u) => u.trim())
+    .filter((u) => u !== "");
+}
+
 /**
  * Parse `amqp://user:pass@host:port` or `amqps://…` (TLS, default port 5671,
  * with `tlsOptions`); the path (vhost) is ignored: clients choose theirs.
@@ -233,12 +242,7 @@ async function probeFirst(nodes: readonly UpstreamTarget[]): Promise<UpstreamInf
 
 /** Start an AMQP edge: probe the upstream, then listen. */
 export async function startAmqpEdge(opts: AmqpEdgeOptions): Promise<AmqpEdge> {
-  const upstreams = [opts.upstream.url]
-    .flat()
-    .flatMap((u) => u.split(","))
-    .map((u) => u.trim())
-    .filter((u) => u !== "")
-    .map((u) => parseUpstreamUrl(u, opts.upstream.tls));
+  const upstreams = upstreamUrlList(opts.upstream.url).map((u) => parseUpstreamUrl(u, opts.upstream.tls));
   if (upstreams.length === 0) throw new Error("upstream: no URL given (expected amqp://user:pass@host:port)");
   const info = await probeFirst(upstreams);
   let nextUpstream = 0;

@@ -17,6 +17,6 @@ export {
 export { PROTOCOL_HEADER, ReplyCode } from "./codec/constants.ts";
 export type { ConnectionInfo, UpstreamTarget } from "./connection.ts";
 export type { AmqpEdge, AmqpEdgeHealth, AmqpEdgeOptions } from "./edge.ts";
-export { parseUpstreamUrl, probeUpstream, startAmqpEdge } from "./edge.ts";
+export { parseUpstreamUrl, probeUpstream, startAmqpEdge, upstreamUrlList } from "./edge.ts";
 export type { AmqpOp, Check } from "./rules.ts";
 export { checksFor } from "./rules.ts";
